@@ -1,0 +1,88 @@
+"""Checks of a composed config: each bad value gives one line naming the key and what is allowed.
+
+Hydra already refuses unknown keys and config-group options; this catches bad values.
+"""
+
+import math
+import numbers
+
+import timm
+import torch
+from omegaconf import OmegaConf
+
+from src.data import DATASETS
+from src.errors import UserError
+from src.optim.schedules import SCHEDULES
+from src.theory.explr import NoRealAlpha, alpha_star
+
+NORMS = ("bn", "gn", "ln", "in", "none")
+
+
+def _number(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _integer(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _one_of(options):
+    return (lambda v: v in options), "one of " + ", ".join(map(str, options))
+
+
+CHECKS = {
+    "seed": (lambda v: _integer(v) and v >= 0, "an integer >= 0"),
+    "optimizer.lr": (lambda v: _number(v) and v > 0, "a number > 0"),
+    "optimizer.weight_decay": (lambda v: _number(v) and v >= 0, "a number >= 0"),
+    "optimizer.rest_lr": (lambda v: _number(v) and v >= 0, "a number >= 0"),
+    "optimizer.rest_weight_decay": (lambda v: _number(v) and v >= 0, "a number >= 0"),
+    "optimizer.momentum": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "trainer.epochs": (lambda v: _integer(v) and v > 0, "an integer > 0"),
+    "trainer.batch_size": (lambda v: _integer(v) and v > 0, "an integer > 0"),
+    "trainer.log_every_n_steps": (lambda v: _integer(v) and v > 0, "an integer > 0"),
+    "trainer.max_steps": (lambda v: v is None or (_integer(v) and v > 0), "null or an integer > 0"),
+    "trainer.device": _one_of(("auto", "cpu", "cuda")),
+    "trainer.precision": _one_of(("fp32", "fp64", "bf16")),
+    "dataset.name": _one_of(DATASETS),
+    "model.name": (lambda v: isinstance(v, str) and timm.is_model(v),
+                   "a timm model name (preresnet20/32/56/110 or any of timm.list_models())"),
+    "model.norm": (lambda v: v is None or v in NORMS, "null (the model's own) or one of "
+                   + ", ".join(NORMS)),
+    "model.gn_groups": (lambda v: _integer(v) and v > 0, "an integer > 0"),
+    "schedule.name": _one_of(SCHEDULES),
+    "logger.kind": _one_of(("wandb", "none")),
+}
+
+
+def validate(cfg) -> None:
+    for key, (ok, allowed) in CHECKS.items():
+        value = OmegaConf.select(cfg, key, throw_on_missing=False)
+        if not ok(value):
+            raise UserError(f"{key}={value!r} is not allowed: use {allowed}")
+    if cfg.model.scale_invariant and cfg.model.norm == "none":
+        raise UserError("model.scale_invariant=true needs a norm layer: model.norm=none has none")
+    if cfg.schedule.name == "step":
+        milestones = cfg.schedule.milestones
+        if not all(_number(m) and m > 0 for m in milestones) or list(milestones) != sorted(
+                milestones):
+            raise UserError(f"schedule.milestones={list(milestones)} must be increasing epochs > 0")
+    if cfg.schedule.name in ("step",) and not (_number(cfg.schedule.factor)
+                                               and 0 < cfg.schedule.factor <= 1):
+        raise UserError(f"schedule.factor={cfg.schedule.factor!r} must be a number in (0, 1]")
+    if cfg.schedule.name == "exp":
+        opt = cfg.optimizer
+        try:
+            alpha_star(opt.lr, opt.weight_decay, opt.momentum)
+        except NoRealAlpha as e:
+            raise UserError(
+                f"schedule=exp with optimizer.lr={opt.lr}, optimizer.weight_decay="
+                f"{opt.weight_decay}, optimizer.momentum={opt.momentum}: {e}"
+            ) from None
+    if cfg.trainer.device == "cuda" and not torch.cuda.is_available():
+        raise UserError("trainer.device=cuda but no CUDA device is available: use auto or cpu")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)

@@ -1,0 +1,112 @@
+"""The training loop: schedule -> step -> records. No math of the papers lives here.
+
+Records: a training record per `log_every_n_steps` updates, with `step` = t, the index of the
+update (0-based), and the loss, LR and weights theta_t that update t used; an evaluation record
+after every epoch with `step` = the number of updates done.
+"""
+
+import contextlib
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+
+class Diverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+def weight_norm(params) -> torch.Tensor:
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(params)))
+
+
+def autocast(device: torch.device, precision: str):
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def evaluate(model, loader, device, precision) -> dict:
+    model.eval()
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    correct = torch.zeros((), device=device, dtype=torch.int64)
+    for x, y in loader.epoch(0):
+        with autocast(device, precision):
+            logits = model(x)
+        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
+        correct += (logits.argmax(1) == y).sum()
+    n = loader.num_samples
+    return {"test/loss": loss_sum.item() / n, "test/acc": correct.item() / n}
+
+
+def fit(model, optimizer, schedule, data, recorder, cfg, device) -> dict:
+    """Train for cfg.epochs (or cfg.max_steps updates); returns the run's summary."""
+    # The LR and norms logged are those of the scale-invariant group (of `rest` if it is empty).
+    group = next(g for g in optimizer.param_groups if g["name"] in ("scale_invariant", "rest"))
+    steps_per_epoch = len(data.train)
+    total = cfg.epochs * steps_per_epoch
+    if cfg.max_steps is not None:
+        total = min(total, cfg.max_steps)
+    summary = {"status": "running", "steps": 0, "epochs": 0.0}
+    start, step = time.perf_counter(), 0
+    progress = tqdm(total=total, disable=None, dynamic_ncols=True, unit="step")
+    try:
+        for epoch in range(cfg.epochs):
+            model.train()
+            loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+            correct = torch.zeros((), device=device, dtype=torch.int64)
+            seen = 0
+            for i, (x, y) in enumerate(data.train.epoch(epoch)):
+                if step >= total:
+                    break
+                schedule.apply(optimizer, step)
+                with autocast(device, cfg.precision):
+                    logits = model(x)
+                loss = F.cross_entropy(logits.float(), y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if step % cfg.log_every_n_steps == 0:
+                    record = train_record(step, epoch + i / steps_per_epoch, loss, logits, y,
+                                          group)
+                    recorder.log(record)
+                    progress.set_postfix(loss=f"{record['train/loss']:.4f}", refresh=False)
+                optimizer.step()
+                loss_sum += loss.detach() * len(y)
+                correct += (logits.argmax(1) == y).sum()
+                seen += len(y)
+                step += 1
+                progress.update()
+            if not seen:
+                break
+            epoch_loss = loss_sum.item() / seen
+            if not math.isfinite(epoch_loss):
+                raise Diverged(f"training loss became {epoch_loss} in epoch {epoch}")
+            done = epoch + seen / data.train.num_samples
+            record = {"step": step, "epoch": done, "train/epoch_loss": epoch_loss,
+                      "train/epoch_acc": correct.item() / seen}
+            record.update(evaluate(model, data.test, device, cfg.precision))
+            recorder.log(record)
+            summary.update({k: v for k, v in record.items() if k not in ("step", "epoch")},
+                           steps=step, epochs=done)
+        summary["status"] = "completed"
+    except Diverged as e:
+        summary.update(status="diverged", error=str(e), steps=step)
+    finally:
+        progress.close()
+        summary["wall_time_s"] = time.perf_counter() - start
+    return summary
+
+
+def train_record(step, epoch, loss, logits, y, group) -> dict:
+    loss = loss.item()
+    if not math.isfinite(loss):
+        raise Diverged(f"training loss became {loss} at step {step}")
+    record = {"step": step, "epoch": epoch, "train/loss": loss,
+              "train/acc": (logits.argmax(1) == y).float().mean().item(), "lr": group["lr"]}
+    if group["name"] == "scale_invariant":
+        norm = weight_norm(group["params"]).item()
+        record.update({"si/weight_norm": norm, "si/effective_lr": group["lr"] / norm**2})
+    return record

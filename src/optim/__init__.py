@@ -1,0 +1,1 @@
+"""Parameter groups, optimizer and schedules."""

@@ -1,0 +1,1 @@
+"""Pure math of the papers."""

@@ -1,0 +1,1 @@
+"""Run records (metrics.jsonl, summary.json) and their W&B mirror."""

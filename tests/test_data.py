@@ -1,0 +1,137 @@
+"""Datasets and loaders, including the real CIFAR and ImageFolder readers on files we write."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+from PIL import Image
+
+from src.data import build_data, sources
+from src.data.loaders import random_crop
+from src.errors import UserError
+
+CPU = torch.device("cpu")
+
+
+def load(cfg, seed=0, batch_size=64, dtype=torch.float32):
+    return build_data(cfg.dataset, batch_size=batch_size, seed=seed, device=CPU, dtype=dtype)
+
+
+def test_digits_split_is_fixed_and_cifar_shaped():
+    (x_train, y_train), (x_test, y_test) = sources.digits()
+    assert x_train.shape == (1437, 3, 32, 32) and x_test.shape == (360, 3, 32, 32)
+    assert x_train.dtype == torch.uint8 and x_train.max() == 255
+    assert set(y_test.tolist()) == set(range(10))
+    (again, _), _ = sources.digits()
+    assert torch.equal(x_train, again)
+
+
+def batches(loader, epoch):
+    return [(x.clone(), y.clone()) for x, y in loader.epoch(epoch)]
+
+
+def test_same_seed_same_batches_whatever_else(tiny_cfg):
+    a = batches(load(tiny_cfg()).train, 0)
+    b = batches(load(tiny_cfg("schedule=exp", "optimizer.lr=0.05")).train, 0)
+    torch.manual_seed(123)  # the global RNG plays no part
+    c = batches(load(tiny_cfg()).train, 0)
+    for (xa, ya), (xb, yb), (xc, yc) in zip(a, b, c, strict=True):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+        assert torch.equal(xa, xc) and torch.equal(ya, yc)
+    other_epoch = batches(load(tiny_cfg()).train, 1)
+    other_seed = batches(load(tiny_cfg(), seed=1).train, 0)
+    assert not torch.equal(a[0][0], other_epoch[0][0])
+    assert not torch.equal(a[0][0], other_seed[0][0])
+
+
+def test_epoch_covers_every_sample_once_with_last_partial_batch(tiny_cfg):
+    loader = load(tiny_cfg(), batch_size=100).train  # 256 images: 100, 100, 56
+    sizes = [len(y) for _, y in loader.epoch(0)]
+    assert sizes == [100, 100, 56] and len(loader) == 3
+    labels = torch.cat([y for _, y in loader.epoch(0)])
+    assert torch.equal(labels.sort().values, loader.labels.sort().values)
+
+
+def test_random_crop_matches_slicing_the_padded_image():
+    x = torch.randint(0, 255, (5, 3, 8, 8), dtype=torch.uint8)
+    shifts = torch.tensor([[0, 0], [4, 4], [8, 8], [0, 8], [3, 1]])
+    out = random_crop(x, shifts, 4)
+    padded = torch.nn.functional.pad(x, (4, 4, 4, 4))
+    for i, (dy, dx) in enumerate(shifts.tolist()):
+        assert torch.equal(out[i], padded[i, :, dy:dy + 8, dx:dx + 8])
+
+
+def test_augmentation_only_in_training_and_normalised(tiny_cfg):
+    data = load(tiny_cfg("dataset.crop_padding=0", "dataset.flip=false"), batch_size=256)
+    x, _ = next(data.train.epoch(0))
+    raw = data.train.images[torch.randperm(256, generator=torch.Generator().manual_seed(0))]
+    expected = (raw.float() / 255 - 0.5) / 0.25
+    assert torch.allclose(x, expected, atol=1e-6)
+    test_x, test_y = next(data.test.epoch(5))
+    assert torch.equal(test_y, data.test.labels[:256])  # the test split is never shuffled
+
+
+def write_cifar10(root, n_train=20, n_test=10):
+    """CIFAR-10's python format: pickled dicts of uint8 rows (N, 3072) and labels."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    splits = [(f"data_batch_{i}", n_train // 5) for i in range(1, 6)] + [("test_batch", n_test)]
+    for name, n in splits:
+        batch = {"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                 "labels": rng.integers(0, 10, n).tolist()}
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, f)
+    return folder
+
+
+def test_cifar10_reader_on_files_in_the_real_format(tmp_path, monkeypatch, tiny_cfg):
+    folder = write_cifar10(tmp_path)
+    # torchvision checks the md5 of the real 170 MB archive's files; ours are stand-ins.
+    monkeypatch.setattr("torchvision.datasets.cifar.check_integrity", lambda *a, **k: True)
+    data = load(tiny_cfg("dataset=cifar10", f"dataset.root={tmp_path}", "dataset.download=false"))
+    assert data.train.num_samples == 20 and data.test.num_samples == 10
+    with open(folder / "test_batch", "rb") as f:
+        first = pickle.load(f)["data"][0].reshape(3, 32, 32)
+    assert torch.equal(data.test.images[0], torch.from_numpy(first))
+    assert next(data.train.epoch(0))[0].shape == (20, 3, 32, 32)
+
+
+def test_missing_cifar_is_one_clear_error(tmp_path, tiny_cfg):
+    with pytest.raises(UserError, match="cifar10 not found"):
+        load(tiny_cfg("dataset=cifar10", f"dataset.root={tmp_path}", "dataset.download=false"))
+
+
+def test_imagenet_folder_reader(tmp_path, tiny_cfg):
+    for split in ("train", "val"):
+        for label in ("n01", "n02"):
+            (tmp_path / split / label).mkdir(parents=True)
+            for i in range(3):
+                pixels = np.random.default_rng(i).integers(0, 256, (40, 48, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(tmp_path / split / label / f"{i}.png")
+    cfg = tiny_cfg("dataset=imagenet", f"dataset.root={tmp_path}", "dataset.image_size=32",
+                   "dataset.num_workers=0")
+    data = load(cfg, batch_size=4)
+    assert data.num_classes == 2 and data.train.num_samples == 6 and len(data.train) == 2
+    x, y = next(data.train.epoch(0))
+    assert x.shape == (4, 3, 32, 32) and x.dtype == torch.float32
+    again = zip(data.train.epoch(3), data.train.epoch(3), strict=True)
+    assert [torch.equal(a[1], b[1]) for a, b in again] == [True, True]  # same order per epoch
+    with pytest.raises(UserError, match="no train/ folder"):
+        load(tiny_cfg("dataset=imagenet", f"dataset.root={tmp_path / 'none'}"))
+
+
+def test_fp64_inputs(tiny_cfg):
+    x, _ = next(load(tiny_cfg(), dtype=torch.float64).train.epoch(0))
+    assert x.dtype == torch.float64
+
+
+def test_config_mean_std_match_digits():
+    cfg = OmegaConf.load("conf/dataset/digits.yaml")
+    (x, _), _ = sources.digits()
+    assert x.float().div(255).mean().item() == pytest.approx(cfg.mean[0], abs=1e-3)
+    assert x.float().div(255).std().item() == pytest.approx(cfg.std[0], abs=1e-3)

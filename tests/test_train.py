@@ -1,0 +1,141 @@
+"""The Hydra entry end to end: every experiment, the records, W&B offline, and bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from src.config import validate
+from src.errors import UserError
+from src.tracking.records import read_metrics
+from src.train import train
+from tests.conftest import EXPERIMENTS, ROOT
+
+
+def test_experiments_exist():
+    assert {"exp_lr", "step_decay"} <= set(EXPERIMENTS)
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_runs_two_steps(experiment, tiny_cfg, tmp_path):
+    cfg = tiny_cfg(f"+experiment={experiment}", "trainer.max_steps=2",
+                   "trainer.log_every_n_steps=1")
+    assert cfg.dataset.name == "synthetic"  # command-line groups win over the experiment's
+    summary = train(cfg, tmp_path)
+    assert summary["status"] == "completed" and summary["steps"] == 2
+    assert [r["step"] for r in read_metrics(tmp_path) if "train/loss" in r] == [0, 1]
+
+
+def test_records(tiny_cfg, tmp_path):
+    summary = train(tiny_cfg("trainer.epochs=2", "trainer.log_every_n_steps=4"), tmp_path)
+    records = read_metrics(tmp_path)
+    assert all("step" in r and "epoch" in r for r in records)
+    train_records = [r for r in records if "train/loss" in r]
+    evals = [r for r in records if "test/acc" in r]
+    assert [r["step"] for r in train_records] == [0, 4, 8, 12, 16, 20, 24, 28]  # 16 steps/epoch
+    for r in train_records:
+        assert {"train/acc", "lr", "si/weight_norm", "si/effective_lr"} <= set(r)
+        assert r["si/effective_lr"] == pytest.approx(r["lr"] / r["si/weight_norm"] ** 2, rel=1e-12)
+        assert 0 <= r["train/acc"] <= 1
+    assert [(r["step"], r["epoch"]) for r in evals] == [(16, 1.0), (32, 2.0)]
+    assert all(0 <= r["test/acc"] <= 1 and 0 <= r["train/epoch_acc"] <= 1 for r in evals)
+    on_disk = json.loads((tmp_path / "summary.json").read_text())
+    assert on_disk == pytest.approx(summary) and on_disk["status"] == "completed"
+    assert on_disk["test/acc"] == evals[-1]["test/acc"]
+
+
+def test_exp_lr_logs_the_theorem_lr_at_every_step(tiny_cfg, tmp_path):
+    train(tiny_cfg("+experiment=exp_lr", "trainer.epochs=3", "trainer.max_steps=40",
+                   "trainer.log_every_n_steps=1"),
+          tmp_path)
+    # alpha from numpy's polynomial roots, independently of src.theory
+    alpha = max(np.roots([1.0, -(1 + 0.9 - 0.1 * 5e-4), 0.9]).real)
+    logged = [(r["step"], r["lr"]) for r in read_metrics(tmp_path) if "lr" in r]
+    assert [t for t, _ in logged] == list(range(40))
+    for t, lr in logged:
+        assert lr == pytest.approx(0.1 * alpha ** (-2 * t - 1), rel=1e-9)
+
+
+def test_bf16_autocast_runs(tiny_cfg, tmp_path):
+    summary = train(tiny_cfg("trainer.precision=bf16", "trainer.max_steps=2"), tmp_path)
+    assert summary["status"] == "completed"
+
+
+def test_wandb_offline_run_is_written(tiny_cfg, tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    train(tiny_cfg("logger=wandb", "trainer.max_steps=3", "trainer.log_every_n_steps=1"), tmp_path)
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and list(runs[0].glob("*.wandb"))
+
+
+def test_wandb_failure_never_stops_training(tiny_cfg, tmp_path, monkeypatch):
+    import wandb
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no W&B today")
+
+    monkeypatch.setattr(wandb, "init", broken)
+    summary = train(tiny_cfg("logger=wandb", "trainer.max_steps=3"), tmp_path)
+    assert summary["status"] == "completed" and read_metrics(tmp_path)
+
+
+@pytest.mark.parametrize("override, key", [
+    ("optimizer.lr=-0.1", "optimizer.lr"),
+    ("optimizer.weight_decay=-1e-4", "optimizer.weight_decay"),
+    ("optimizer.momentum=1.0", "optimizer.momentum"),
+    ("optimizer.momentum=-0.5", "optimizer.momentum"),
+    ("trainer.epochs=0", "trainer.epochs"),
+    ("trainer.epochs=ten", "trainer.epochs"),
+    ("trainer.batch_size=0", "trainer.batch_size"),
+    ("trainer.precision=fp16", "trainer.precision"),
+    ("trainer.device=tpu", "trainer.device"),
+    ("model.norm=batch", "model.norm"),
+    ("model.name=resnet9000", "model.name"),
+    ("schedule=exp optimizer.weight_decay=0.05", "optimizer.weight_decay"),
+    ("model.norm=none", "model.scale_invariant"),
+    ("schedule=step schedule.milestones=[120,80]", "schedule.milestones"),
+])
+def test_bad_values_name_their_key(override, key, tiny_cfg):
+    with pytest.raises(UserError, match=key.replace(".", r"\.")):
+        validate(tiny_cfg(*override.split()))
+
+
+def run_cli(*args, run_dir):
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    return subprocess.run(
+        [sys.executable, "-m", "src.train", "logger=none", f"hydra.run.dir={run_dir}", *args],
+        cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["optimizer.lr=-1"], "optimizer.lr"),
+    (["+experiment=exp_lr", "dataset=digits", "optimizer.weight_decay=0.05"],
+     "(1 - sqrt(momentum))^2"),
+    (["no_such_option=1"], "no_such_option"),
+    (["schedule=no_such_schedule"], "no_such_schedule"),
+    (["dataset=cifar10", "dataset.download=false", "dataset.root=/nonexistent"], "/nonexistent"),
+])
+def test_cli_errors_are_one_clear_message(args, words, tmp_path):
+    result = run_cli(*args, run_dir=tmp_path / "run")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert words in output
+    assert "Traceback" not in output
+    assert not (tmp_path / "run" / "summary.json").exists()
+
+
+@pytest.mark.slow
+def test_main_job_on_digits(tmp_path):
+    """The README's main job: PreResNet32 with the theorem's exponential LR on digits."""
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_MODE"}
+    result = subprocess.run(
+        [sys.executable, "-m", "src.train", "+experiment=exp_lr", "dataset=digits",
+         "trainer.epochs=10", f"hydra.run.dir={tmp_path}"],
+        cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["test/acc"] >= 0.90
+    assert list((tmp_path / "wandb").glob("offline-run-*"))
