@@ -1,0 +1,60 @@
+"""Datasets and loaders: build_data(cfg) -> Data(train, test, num_classes, input_shape)."""
+
+from dataclasses import dataclass
+
+from torchvision import transforms
+
+from src.data import sources
+from src.data.loaders import FolderLoader, TensorLoader
+
+TENSOR_SOURCES = ("digits", "synthetic", "cifar10", "cifar100")
+DATASETS = TENSOR_SOURCES + ("imagenet",)
+
+
+@dataclass
+class Data:
+    train: TensorLoader | FolderLoader
+    test: TensorLoader | FolderLoader
+    num_classes: int
+    input_shape: tuple[int, int, int]
+
+
+def build_data(cfg, *, batch_size: int, seed: int, device, dtype) -> Data:
+    if cfg.name == "imagenet":
+        return _imagenet(cfg, batch_size=batch_size, seed=seed, device=device, dtype=dtype)
+    if cfg.name == "digits":
+        train, test = sources.digits(cfg.test_fraction, cfg.split_seed, cfg.image_size)
+    elif cfg.name == "synthetic":
+        train, test = sources.synthetic(cfg.num_train, cfg.num_test, cfg.num_classes,
+                                        cfg.image_size, cfg.split_seed)
+    else:
+        train, test = sources.cifar(cfg.name, cfg.root, cfg.download)
+    common = dict(batch_size=batch_size, mean=cfg.mean, std=cfg.std, device=device, dtype=dtype)
+    return Data(
+        train=TensorLoader(*train, train=True, crop_padding=cfg.crop_padding, flip=cfg.flip,
+                           seed=seed, **common),
+        test=TensorLoader(*test, **common),
+        num_classes=cfg.num_classes,
+        input_shape=tuple(train[0].shape[1:]),
+    )
+
+
+def _imagenet(cfg, *, batch_size, seed, device, dtype) -> Data:
+    normalize = transforms.Normalize(cfg.mean, cfg.std)
+    train_tf = transforms.Compose([
+        transforms.RandomResizedCrop(cfg.image_size), transforms.RandomHorizontalFlip(),
+        transforms.ToTensor(), normalize,
+    ])
+    test_tf = transforms.Compose([
+        transforms.Resize(int(cfg.image_size * 256 / 224)), transforms.CenterCrop(cfg.image_size),
+        transforms.ToTensor(), normalize,
+    ])
+    common = dict(batch_size=batch_size, device=device, dtype=dtype, num_workers=cfg.num_workers,
+                  seed=seed)
+    train = sources.image_folder(cfg.root, "train", train_tf)
+    return Data(
+        train=FolderLoader(train, train=True, **common),
+        test=FolderLoader(sources.image_folder(cfg.root, "val", test_tf), **common),
+        num_classes=len(train.classes),
+        input_shape=(3, cfg.image_size, cfg.image_size),
+    )
