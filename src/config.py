@@ -61,21 +61,26 @@ def validate(cfg) -> None:
             raise UserError(f"{key}={value!r} is not allowed: use {allowed}")
     if cfg.model.scale_invariant and cfg.model.norm == "none":
         raise UserError("model.scale_invariant=true needs a norm layer: model.norm=none has none")
-    if cfg.schedule.name == "step":
-        milestones = cfg.schedule.milestones
+    schedule = cfg.schedule
+    base = schedule.get("base") if schedule.name == "equivalent" else schedule.name
+    if schedule.name == "equivalent" and base not in ("constant", "step", "cosine"):
+        raise UserError(f"schedule.base={base!r} is not allowed: use one of constant, step, cosine")
+    if base in ("step", "texp", "instant_decay"):
+        milestones = schedule.milestones
         if not all(_number(m) and m > 0 for m in milestones) or list(milestones) != sorted(
                 milestones):
             raise UserError(f"schedule.milestones={list(milestones)} must be increasing epochs > 0")
-    if cfg.schedule.name in ("step",) and not (_number(cfg.schedule.factor)
-                                               and 0 < cfg.schedule.factor <= 1):
-        raise UserError(f"schedule.factor={cfg.schedule.factor!r} must be a number in (0, 1]")
-    if cfg.schedule.name == "exp":
+        if not (_number(schedule.factor) and 0 < schedule.factor <= 1):
+            raise UserError(f"schedule.factor={schedule.factor!r} must be a number in (0, 1]")
+    if base == "cosine" and not (_number(schedule.final_ratio) and 0 <= schedule.final_ratio <= 1):
+        raise UserError(f"schedule.final_ratio={schedule.final_ratio!r} must be in [0, 1]")
+    if schedule.name in ("exp", "texp", "instant_decay"):
         opt = cfg.optimizer
         try:
             alpha_star(opt.lr, opt.weight_decay, opt.momentum)
         except NoRealAlpha as e:
             raise UserError(
-                f"schedule=exp with optimizer.lr={opt.lr}, optimizer.weight_decay="
+                f"schedule={schedule.name} with optimizer.lr={opt.lr}, optimizer.weight_decay="
                 f"{opt.weight_decay}, optimizer.momentum={opt.momentum}: {e}"
             ) from None
     if cfg.trainer.device == "cuda" and not torch.cuda.is_available():

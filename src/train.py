@@ -17,7 +17,7 @@ from src.data import build_data
 from src.engine.loop import fit
 from src.errors import UserError
 from src.models import build_model
-from src.optim.optimizer import build_optimizer, init_momentum_buffers
+from src.optim.optimizer import build_optimizer
 from src.optim.schedules import build_schedule
 from src.tracking.records import Recorder
 from src.tracking.wandb_sink import start_wandb
@@ -40,10 +40,12 @@ def build(cfg: DictConfig, device: torch.device):
     model.to(device=device, dtype=dtype)
     optimizer = build_optimizer(model, cfg.optimizer, input_shape=data.input_shape,
                                 scale_invariant=cfg.model.scale_invariant)
-    schedule = build_schedule(cfg.schedule, cfg.optimizer, len(data.train),
-                              cfg.trainer.epochs * len(data.train))
-    if schedule.initial_buffer_scale is not None:
-        init_momentum_buffers(optimizer, schedule.initial_buffer_scale)
+    try:
+        schedule = build_schedule(cfg.schedule, cfg.optimizer, len(data.train),
+                                  cfg.trainer.epochs * len(data.train))
+    except ValueError as e:  # no real alpha, or no exact twin for this schedule
+        raise UserError(f"schedule={cfg.schedule.name} with optimizer={dict(cfg.optimizer)}: {e}"
+                        ) from None
     return data, model, optimizer, schedule
 
 

@@ -14,7 +14,6 @@ from src.theory.explr import (
     alpha_star,
     exp_lr,
     exp_lr_growth,
-    initial_buffer_scale,
 )
 
 
@@ -67,18 +66,3 @@ def test_roots_solve_the_quadratic(lr, momentum, fraction):
     assert larger == pytest.approx(reference[1], rel=1e-9)
     assert smaller == pytest.approx(reference[0], abs=1e-9)
 
-
-@given(lr=st.floats(1e-3, 1.0), wd=st.floats(0.0, 1e-3), momentum=st.floats(0.0, 0.95))
-def test_buffer_scale_matches_the_first_step(lr, wd, momentum):
-    """One step of each process from the same theta_0 with gradient g (a 1-d check).
-
-    With WD: theta_1 = theta_0 - lr (g + wd theta_0). Exponential twin: theta~_1 =
-    theta_0 - (lr / alpha)(momentum v~_0 + g). The theorem needs theta~_1 = theta_1 / alpha.
-    """
-    if lr * wd > alpha_condition(lr, wd, momentum):
-        return
-    alpha = alpha_star(lr, wd, momentum)
-    theta0, g = 1.7, -0.3
-    v0 = initial_buffer_scale(lr, alpha) * theta0
-    twin = theta0 - exp_lr(0, lr, alpha) * (momentum * v0 + g)
-    assert twin == pytest.approx((theta0 - lr * (g + wd * theta0)) / alpha, rel=1e-12, abs=1e-15)

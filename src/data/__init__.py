@@ -29,6 +29,8 @@ def build_data(cfg, *, batch_size: int, seed: int, device, dtype) -> Data:
                                         cfg.image_size, cfg.split_seed)
     else:
         train, test = sources.cifar(cfg.name, cfg.root, cfg.download)
+    if cfg.get("train_subset"):  # the first n training images, for small budgets
+        train = (train[0][: cfg.train_subset], train[1][: cfg.train_subset])
     common = dict(batch_size=batch_size, mean=cfg.mean, std=cfg.std, device=device, dtype=dtype)
     return Data(
         train=TensorLoader(*train, train=True, crop_padding=cfg.crop_padding, flip=cfg.flip,

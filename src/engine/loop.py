@@ -13,13 +13,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from src.engine.metrics import ScaleInvariantMonitor
+from src.errors import UserError
+from src.optim.renormalize import Renormalizer
+
 
 class Diverged(RuntimeError):
     """The loss became NaN or infinite."""
-
-
-def weight_norm(params) -> torch.Tensor:
-    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(params)))
 
 
 def autocast(device: torch.device, precision: str):
@@ -42,10 +42,26 @@ def evaluate(model, loader, device, precision) -> dict:
     return {"test/loss": loss_sum.item() / n, "test/acc": correct.item() / n}
 
 
+def scale_invariant_monitor(model, optimizer, tracked) -> ScaleInvariantMonitor | None:
+    names = {id(p): n for n, p in model.named_parameters()}
+    named = {names[id(p)]: p for g in optimizer.param_groups if g["name"] == "scale_invariant"
+             for p in g["params"]}
+    unknown = [name for name in tracked if name not in named]
+    if unknown:
+        raise UserError(f"trainer.track_params: {unknown} are not scale-invariant parameters of "
+                        f"this model; some that are: {list(named)[:4]}")
+    return ScaleInvariantMonitor(named, list(tracked)) if named else None
+
+
 def fit(model, optimizer, schedule, data, recorder, cfg, device) -> dict:
     """Train for cfg.epochs (or cfg.max_steps updates); returns the run's summary."""
-    # The LR and norms logged are those of the scale-invariant group (of `rest` if it is empty).
+    # The LR logged is the scale-invariant group's (the rest's if there is none), as the
+    # schedule gives it: records show the process without renormalisation.
     group = next(g for g in optimizer.param_groups if g["name"] in ("scale_invariant", "rest"))
+    monitor = scale_invariant_monitor(model, optimizer, cfg.track_params)
+    guard = Renormalizer(model, optimizer, cfg.renormalize_above)
+    dtype = next(model.parameters()).dtype
+    largest = torch.finfo(dtype).max
     steps_per_epoch = len(data.train)
     total = cfg.epochs * steps_per_epoch
     if cfg.max_steps is not None:
@@ -59,21 +75,34 @@ def fit(model, optimizer, schedule, data, recorder, cfg, device) -> dict:
             loss_sum = torch.zeros((), device=device, dtype=torch.float64)
             correct = torch.zeros((), device=device, dtype=torch.int64)
             seen = 0
+            if monitor:
+                monitor.start_epoch()
             for i, (x, y) in enumerate(data.train.epoch(epoch)):
                 if step >= total:
                     break
-                schedule.apply(optimizer, step)
+                schedule.apply(optimizer, step, guard.scale)
+                if any(g["lr"] > largest for g in optimizer.param_groups):
+                    raise Diverged(f"the learning rate overflows {dtype} at step {step} "
+                                   f"(trainer.renormalize_above keeps it finite)")
                 with autocast(device, cfg.precision):
                     logits = model(x)
                 loss = F.cross_entropy(logits.float(), y)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                record = None
                 if step % cfg.log_every_n_steps == 0:
-                    record = train_record(step, epoch + i / steps_per_epoch, loss, logits, y,
-                                          group)
-                    recorder.log(record)
-                    progress.set_postfix(loss=f"{record['train/loss']:.4f}", refresh=False)
+                    lr = float(schedule.groups[group["name"]].lr[step])
+                    record = train_record(step, epoch + i / steps_per_epoch, loss, logits, y, lr)
+                    if monitor:
+                        record.update(monitor.before_step(group["lr"], guard.scale))
+                        record["si/renorm_scale"] = guard.scale
                 optimizer.step()
+                if record:
+                    if monitor:
+                        record.update(monitor.after_step())
+                    recorder.log(record)
+                    guard.check()
+                    progress.set_postfix(loss=f"{record['train/loss']:.4f}", refresh=False)
                 loss_sum += loss.detach() * len(y)
                 correct += (logits.argmax(1) == y).sum()
                 seen += len(y)
@@ -87,6 +116,8 @@ def fit(model, optimizer, schedule, data, recorder, cfg, device) -> dict:
             done = epoch + seen / data.train.num_samples
             record = {"step": step, "epoch": done, "train/epoch_loss": epoch_loss,
                       "train/epoch_acc": correct.item() / seen}
+            if monitor:
+                record.update(monitor.end_epoch())
             record.update(evaluate(model, data.test, device, cfg.precision))
             recorder.log(record)
             summary.update({k: v for k, v in record.items() if k not in ("step", "epoch")},
@@ -100,13 +131,9 @@ def fit(model, optimizer, schedule, data, recorder, cfg, device) -> dict:
     return summary
 
 
-def train_record(step, epoch, loss, logits, y, group) -> dict:
+def train_record(step, epoch, loss, logits, y, lr) -> dict:
     loss = loss.item()
     if not math.isfinite(loss):
         raise Diverged(f"training loss became {loss} at step {step}")
-    record = {"step": step, "epoch": epoch, "train/loss": loss,
-              "train/acc": (logits.argmax(1) == y).float().mean().item(), "lr": group["lr"]}
-    if group["name"] == "scale_invariant":
-        norm = weight_norm(group["params"]).item()
-        record.update({"si/weight_norm": norm, "si/effective_lr": group["lr"] / norm**2})
-    return record
+    return {"step": step, "epoch": epoch, "train/loss": loss,
+            "train/acc": (logits.argmax(1) == y).float().mean().item(), "lr": lr}

@@ -62,6 +62,8 @@ def build_model(cfg, num_classes: int) -> nn.Module:
     if cfg.norm is not None:
         kwargs["norm_layer"] = norm_layer(cfg.norm, cfg.gn_groups)
     model = timm.create_model(cfg.name, num_classes=num_classes, **kwargs)
+    if cfg.get("norm_eps") is not None:
+        set_norm_eps(model, cfg.norm_eps)
     if cfg.scale_invariant:
         freeze_for_scale_invariance(model, cfg.head_seed, cfg.head_norm)
     return model

@@ -23,14 +23,3 @@ def build_optimizer(model, cfg, *, input_shape, scale_invariant: bool) -> torch.
     ]
     return torch.optim.SGD([g for g in groups if g["params"]], lr=cfg.lr, momentum=cfg.momentum)
 
-
-def init_momentum_buffers(optimizer, scale: float) -> None:
-    """v_0 = scale * theta_0 for the scale-invariant group (the exp schedule's correction).
-
-    torch's SGD multiplies an existing buffer by the momentum before adding the gradient, so a
-    buffer placed here acts as v_0 in v_1 = gamma v_0 + g_1.
-    """
-    for group in optimizer.param_groups:
-        if group["name"] == "scale_invariant" and group["momentum"] > 0:
-            for p in group["params"]:
-                optimizer.state[p]["momentum_buffer"] = scale * p.detach().clone()

@@ -1,37 +1,56 @@
-"""Learning-rate schedules as pure functions of the optimizer step, one per parameter group.
+"""Learning rate and weight decay of each parameter group at every optimizer step.
 
-The scale-invariant group follows the configured schedule. `exp` is the theorem's replacement
-of constant LR + weight decay on that group; the other parameters cannot be converted, so they
-keep the process being imitated: constant LR with weight decay.
+Plain schedules (constant, step, cosine) multiply the base LR of both groups. The others are
+paper A's no-weight-decay twins of a plain schedule run with weight decay, for the
+scale-invariant group (src/theory/equivalence.py):
+
+* exp:           the twin of constant (ExpLR: lr alpha^(-2t-1));
+* texp:          the twin of step decay with each phase's own alpha (TEXP);
+* equivalent:    the exact twin of any plain schedule (`schedule.base`), no weight decay at all
+                 (with momentum_correction=false: TEXP's per-step alpha, uncorrected);
+* instant_decay: ExpLR whose LR is also divided at the milestones, exponent unchanged (the
+                 paper's ablation; not equivalent to anything).
+
+The momentum correction of exp/texp is weight decay kappa_t on the few updates where it is not
+zero (the first, and the first of each phase). The other parameters cannot be converted, so
+they follow the imitated process: the base schedule with weight decay.
 """
 
 import bisect
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from src.theory.explr import alpha_star, exp_lr, initial_buffer_scale
+import numpy as np
 
-SCHEDULES = ("constant", "step", "cosine", "exp")
+from src.theory.equivalence import exact_ratios, momenta, quasi_static_ratios, twin
+
+PLAIN = ("constant", "step", "cosine")
+SCHEDULES = PLAIN + ("exp", "texp", "equivalent", "instant_decay")
+BASE_OF = {"exp": "constant", "texp": "step", "instant_decay": "step"}
 
 
 @dataclass(frozen=True)
 class GroupSchedule:
-    lr: Callable[[int], float]
-    weight_decay: float
+    lr: np.ndarray            # lr[t]: the LR of update t (0-based)
+    weight_decay: np.ndarray
+    # A twin's c: after update t its weights are scale[t] times those of the process it
+    # imitates (exactly so when corrected). None for plain schedules.
+    scale: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
 class Schedule:
     groups: dict[str, GroupSchedule]
-    # v~_0 = k * theta_0 for the scale-invariant group (exp only; None means zero buffers).
-    initial_buffer_scale: float | None = None
 
-    def apply(self, optimizer, step: int) -> None:
+    def apply(self, optimizer, step: int, scale: float = 1.0) -> None:
+        """Set each group's LR and weight decay for update `step`. The scale-invariant group's
+        weights may have been renormalised by `scale` (src/optim/renormalize.py): its LR is
+        then scale^2 times the schedule's and its weight decay 1/scale^2 times."""
         for group in optimizer.param_groups:
             rule = self.groups[group["name"]]
-            group["lr"] = rule.lr(step)
-            group["weight_decay"] = rule.weight_decay
+            s2 = scale * scale if group["name"] == "scale_invariant" else 1.0
+            group["lr"] = float(rule.lr[step]) * s2
+            group["weight_decay"] = float(rule.weight_decay[step]) / s2
 
 
 def step_decay_factor(step: int, milestones: list[int], factor: float) -> float:
@@ -44,27 +63,40 @@ def cosine_factor(step: int, total_steps: int, final_ratio: float = 0.0) -> floa
     return final_ratio + (1.0 - final_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def lr_factor(cfg, steps_per_epoch: int, total_steps: int) -> Callable[[int], float]:
-    """The multiplier of the base LR at each step for constant, step and cosine."""
-    if cfg.name == "constant":
-        return lambda step: 1.0
-    if cfg.name == "step":
-        milestones = [int(epoch * steps_per_epoch) for epoch in cfg.milestones]
-        return lambda step: step_decay_factor(step, milestones, cfg.factor)
-    if cfg.name == "cosine":
-        return lambda step: cosine_factor(step, total_steps, cfg.final_ratio)
-    raise ValueError(f"schedule.name={cfg.name!r}: choose one of {', '.join(SCHEDULES)}")
+def plain_factors(cfg, name: str, steps_per_epoch: int, total_steps: int) -> np.ndarray:
+    """The multiplier of the base LR at every step for constant, step and cosine."""
+    steps = range(total_steps)
+    if name == "constant":
+        return np.ones(total_steps)
+    if name == "step":
+        milestones = [round(epoch * steps_per_epoch) for epoch in cfg.milestones]
+        return np.array([step_decay_factor(t, milestones, cfg.factor) for t in steps])
+    if name == "cosine":
+        return np.array([cosine_factor(t, total_steps, cfg.final_ratio) for t in steps])
+    raise ValueError(f"schedule.base={name!r}: choose one of {', '.join(PLAIN)}")
 
 
-def build_schedule(cfg, optimizer_cfg, steps_per_epoch: int, total_steps: int) -> Schedule:
-    opt = optimizer_cfg
-    rest = GroupSchedule(lambda step: opt.rest_lr, opt.rest_weight_decay)
-    if cfg.name == "exp":
-        alpha = alpha_star(opt.lr, opt.weight_decay, opt.momentum)
-        scale = initial_buffer_scale(opt.lr, alpha) if cfg.momentum_correction else None
-        si = GroupSchedule(lambda step: exp_lr(step, opt.lr, alpha), 0.0)
-        return Schedule({"scale_invariant": si, "rest": rest}, scale)
-    factor = lr_factor(cfg, steps_per_epoch, total_steps)
-    si = GroupSchedule(lambda step: opt.lr * factor(step), opt.weight_decay)
-    rest = GroupSchedule(lambda step: opt.rest_lr * factor(step), opt.rest_weight_decay)
-    return Schedule({"scale_invariant": si, "rest": rest})
+def build_schedule(cfg, opt, steps_per_epoch: int, total_steps: int) -> Schedule:
+    """cfg: the `schedule` config; opt: the `optimizer` config (base LRs, WD, momentum)."""
+    base = cfg.name if cfg.name in PLAIN else cfg.get("base") or BASE_OF[cfg.name]
+    factors = plain_factors(cfg, base, steps_per_epoch, total_steps)
+    rest = GroupSchedule(opt.rest_lr * factors, np.full(total_steps, opt.rest_weight_decay))
+    lrs, wds = opt.lr * factors, np.full(total_steps, float(opt.weight_decay))
+    if cfg.name in PLAIN:
+        return Schedule({"scale_invariant": GroupSchedule(lrs, wds), "rest": rest})
+
+    zeros = np.zeros(total_steps)
+    if cfg.name == "instant_decay":
+        # ExpLR of the first phase, divided at the milestones; its exponent never changes.
+        first = np.full(total_steps, float(opt.lr))
+        lr_exp, _, _ = twin(first, wds, momenta(first, opt.momentum),
+                            quasi_static_ratios(first, wds, opt.momentum))
+        return Schedule({"scale_invariant": GroupSchedule(lr_exp * factors, zeros), "rest": rest})
+
+    m = momenta(lrs, opt.momentum)
+    exact = cfg.name == "equivalent" and cfg.momentum_correction
+    r = exact_ratios(lrs, wds, m) if exact else quasi_static_ratios(lrs, wds, opt.momentum)
+    lr_twin, kappa, scale = twin(lrs, wds, m, r)
+    if exact or not cfg.momentum_correction:
+        kappa = zeros  # exact ratios make kappa zero up to rounding: no weight decay at all
+    return Schedule({"scale_invariant": GroupSchedule(lr_twin, kappa, scale), "rest": rest})

@@ -54,12 +54,3 @@ def exp_lr_growth(alpha: float, steps: int) -> float:
     """Factor by which the exponential learning rate grows over `steps` updates."""
     return alpha ** (-2 * steps)
 
-
-def initial_buffer_scale(lr: float, alpha: float) -> float:
-    """k with v~_0 = k theta_0: the momentum buffer that makes the equivalence exact from step 0.
-
-    The process with weight decay starts from v_0 = 0; its exponential twin must start from
-    v~_0 = (1 - 1/alpha) theta_0 / eta (SPEC T-A4). Starting the twin from zero instead adds a
-    one-off relative perturbation of about 4.5e-4 at eta=0.1, lambda=5e-4, gamma=0.9.
-    """
-    return (1.0 - 1.0 / alpha) / lr

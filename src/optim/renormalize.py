@@ -1,0 +1,48 @@
+"""An exact guard against overflow for exponentially growing weights and learning rates.
+
+ExpLR and TEXP grow the LR and the squared weight norm by 1e12 to 1e26 and more. For a
+scale-invariant loss the equivalent scaling (theta, v, lr, wd) -> (c theta, v / c, c^2 lr,
+wd / c^2) commutes with every SGD step (SPEC D-A3, T-A2): applying it changes no network
+function, only the numbers that represent it. The guard applies it to the scale-invariant group
+whenever its norm exceeds a bound, bringing it back to its initial norm.
+"""
+
+import torch
+from torch.nn.modules.batchnorm import _BatchNorm
+
+
+class Renormalizer:
+    def __init__(self, model, optimizer, above: float | None):
+        self.group = next((g for g in optimizer.param_groups if g["name"] == "scale_invariant"),
+                          None)
+        self.optimizer, self.above = optimizer, above
+        self.scale = 1.0  # the product of all c so far: actual weights = scale * nominal ones
+        self.batch_norms = [m for m in model.modules() if isinstance(m, _BatchNorm)
+                            and m.running_mean is not None]
+        self.target = self.norm() if self.group else None
+
+    def norm(self) -> float:
+        return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(self.group["params"]))
+                                        ).item()
+
+    def check(self) -> bool:
+        """Renormalise if the group's norm exceeds the bound; True if it did."""
+        if self.group is None or self.above is None:
+            return False
+        norm = self.norm()
+        if norm <= self.above:
+            return False
+        c = self.target / norm
+        with torch.no_grad():
+            for p in self.group["params"]:
+                p.mul_(c)
+                buffer = self.optimizer.state.get(p, {}).get("momentum_buffer")
+                if buffer is not None:
+                    buffer.div_(c)
+            # Every norm layer's input is linear in the scale-invariant weights (degree 1,
+            # SPEC D-A9), so BN's running statistics, used in evaluation, scale with them.
+            for m in self.batch_norms:
+                m.running_mean.mul_(c)
+                m.running_var.mul_(c * c)
+        self.scale *= c
+        return True

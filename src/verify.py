@@ -1,0 +1,112 @@
+"""python -m src.verify [overrides]: paper A's equivalences, checked on a network in lockstep.
+
+For each pair a scale-invariant network is trained twice from the same init on the same
+batches: with weight decay under a plain schedule, and as its no-weight-decay twin, corrected
+(exact) and uncorrected. After every update it records
+  max_rel_param_dev   ||theta~_t - c_t theta_t|| / ||c_t theta_t||
+  max_abs_output_dev  max |f~_t(x) - f_t(x)| on a fixed batch (train-mode norms)
+and writes equivalence.json in the run folder.
+"""
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+import torch
+import torch.nn.functional as F
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from src.config import resolve_device, validate
+from src.errors import UserError
+from src.train import build
+
+log = logging.getLogger(__name__)
+
+# pair -> (the reference's schedule, its twin's schedule), as config overrides
+PAIRS = {
+    "exp_vs_constant_wd": ({"name": "constant"}, {"name": "exp"}),
+    "texp_vs_step_decay": ({"name": "step"}, {"name": "texp"}),
+    "exact_vs_cosine_wd": ({"name": "cosine"}, {"name": "equivalent", "base": "cosine"}),
+}
+
+
+def with_schedule(cfg: DictConfig, schedule: dict) -> DictConfig:
+    cfg = cfg.copy()
+    common = {"milestones": cfg.verify.milestones, "factor": 0.1, "final_ratio": 0.0}
+    cfg.schedule = OmegaConf.create({**common, **schedule})
+    validate(cfg)
+    return cfg
+
+
+def lockstep(cfg: DictConfig, reference: dict, twins: dict[str, dict], device) -> dict:
+    runs = {}
+    for name, schedule in {"reference": reference, **twins}.items():
+        data, model, optimizer, plan = build(with_schedule(cfg, schedule), device)
+        si = next(g["params"] for g in optimizer.param_groups if g["name"] == "scale_invariant")
+        runs[name] = (model, optimizer, plan, si)
+    probe = next(data.test.epoch(0))[0][: cfg.verify.probe_size]
+    worst = {name: {"max_rel_param_dev": 0.0, "max_abs_output_dev": 0.0} for name in twins}
+    step = 0
+    for epoch in range(cfg.trainer.epochs):
+        for x, y in data.train.epoch(epoch):
+            outputs, weights = {}, {}
+            for name, (model, optimizer, plan, si) in runs.items():
+                plan.apply(optimizer, step)
+                optimizer.zero_grad(set_to_none=True)
+                F.cross_entropy(model.train()(x), y).backward()
+                optimizer.step()
+                weights[name] = torch.cat([p.detach().flatten() for p in si])
+                with torch.no_grad():
+                    outputs[name] = model(probe)
+            for name in twins:
+                scaled = runs[name][2].groups["scale_invariant"].scale[step] * weights["reference"]
+                param_dev = ((weights[name] - scaled).norm() / scaled.norm()).item()
+                output_dev = (outputs[name] - outputs["reference"]).abs().max().item()
+                record = worst[name]
+                record["max_rel_param_dev"] = max(record["max_rel_param_dev"], param_dev)
+                record["max_abs_output_dev"] = max(record["max_abs_output_dev"], output_dev)
+            step += 1
+    return worst, step
+
+
+def verify(cfg: DictConfig, run_dir: Path) -> dict:
+    validate(cfg)
+    device = resolve_device(cfg.trainer.device)
+    result = {"precision": cfg.trainer.precision, "norm_eps": cfg.model.norm_eps,
+              "model": cfg.model.name, "norm": cfg.model.norm, "dataset": cfg.dataset.name,
+              "steps": None, "pairs": {}}
+    for pair, (reference, twin) in PAIRS.items():
+        log.info("%s ...", pair)
+        twins = {"corrected": {**twin, "momentum_correction": True},
+                 "uncorrected": {**twin, "momentum_correction": False}}
+        result["pairs"][pair], result["steps"] = lockstep(cfg, reference, twins, device)
+    (run_dir / "equivalence.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(table(result))
+    return result
+
+
+def table(result: dict) -> str:
+    lines = [f"{'pair':<22} {'twin':<12} {'max rel param dev':>18} {'max abs output dev':>19}"]
+    for pair, twins in result["pairs"].items():
+        for name, dev in twins.items():
+            lines.append(f"{pair:<22} {name:<12} {dev['max_rel_param_dev']:>18.3e} "
+                         f"{dev['max_abs_output_dev']:>19.3e}")
+    head = (f"{result['model']} ({result['norm']}) on {result['dataset']}, {result['steps']} "
+            f"steps, {result['precision']}, norm eps {result['norm_eps'] or 'default'}")
+    return "\n".join([head, *lines])
+
+
+@hydra.main(config_path="../conf", config_name="verify", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    try:
+        verify(cfg, Path(HydraConfig.get().runtime.output_dir))
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Scale-invariance metrics: exact angles, and <grad, w> = 0 on a scale-invariant network."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from omegaconf import OmegaConf
+
+from src.engine.metrics import ScaleInvariantMonitor, angle, weight_metrics
+from src.models import build_model
+from src.models.factory import NEGLIGIBLE_EPS, set_norm_eps
+from src.tracking.records import read_metrics
+from src.train import train
+
+
+@pytest.mark.parametrize("theta", [math.pi / 2, 0.3, 1e-4, 1e-8])
+def test_angle_is_accurate_down_to_tiny_angles(theta):
+    e1, e2 = torch.zeros(5, dtype=torch.float64), torch.zeros(5, dtype=torch.float64)
+    e1[0], e2[1] = 1.0, 1.0
+    rotated = math.cos(theta) * e1 + math.sin(theta) * e2
+    # split into two "tensors" and scale one vector: the angle ignores the norms
+    assert angle([e1[:2], e1[2:]], [7 * rotated[:2], 7 * rotated[2:]]) == pytest.approx(
+        theta, rel=1e-12)
+
+
+def test_gradient_is_orthogonal_to_scale_invariant_weights():
+    cfg = OmegaConf.create(dict(name="preresnet20", norm="bn", gn_groups=8, scale_invariant=True,
+                                head_seed=0, head_norm=1.0, kwargs={}))
+    torch.manual_seed(0)
+    model = build_model(cfg, 10).double()
+    set_norm_eps(model, NEGLIGIBLE_EPS)  # with BN's default 1e-5 the cosine is ~2e-8
+    x, y = torch.randn(16, 3, 32, 32, dtype=torch.float64), torch.randint(10, (16,))
+    F.cross_entropy(model(x), y).backward()
+    weights = [p for p in model.parameters() if p.requires_grad]
+    metrics = weight_metrics(weights, [p.grad for p in weights], lr=0.1)
+    assert abs(metrics["cos_weight_grad"]) < 1e-10  # the lemma <grad L(w), w> = 0
+    assert metrics["effective_lr"] == pytest.approx(0.1 / metrics["weight_norm"] ** 2, rel=1e-14)
+    params = dict(model.named_parameters())
+    # A conv feeding a norm layer is scale invariant on its own; one feeding the residual
+    # sum is not (only jointly with the others): its cosine is far from 0.
+    one = params["stages.0.1.conv1.weight"]
+    assert abs(weight_metrics([one], [one.grad], 0.1)["cos_weight_grad"]) < 1e-10
+    one = params["stages.0.1.conv2.weight"]
+    assert abs(weight_metrics([one], [one.grad], 0.1)["cos_weight_grad"]) > 1e-6
+
+
+def test_monitor_angular_update_matches_the_step():
+    w = torch.nn.Parameter(torch.tensor([1.0, 0.0], dtype=torch.float64))
+    w.grad = torch.tensor([0.0, -1.0], dtype=torch.float64)
+    monitor = ScaleInvariantMonitor({"w": w}, ["w"])
+    monitor.start_epoch()
+    record = monitor.before_step(lr=0.5)
+    with torch.no_grad():
+        w -= 0.5 * w.grad  # (1, 0.5): the angle is atan(0.5)
+    record.update(monitor.after_step())
+    assert record["si/angular_update"] == pytest.approx(math.atan(0.5), rel=1e-14)
+    assert record["si/w/grad_norm"] == 1.0 and record["si/w/norm_sq_over_lr"] == 2.0
+    assert monitor.end_epoch()["si/w/angular_update_epoch"] == pytest.approx(math.atan(0.5))
+
+
+def test_records_carry_the_metrics(tiny_cfg, tmp_path):
+    train(tiny_cfg("trainer.max_steps=3", "trainer.log_every_n_steps=1",
+                   "trainer.track_params=[stages.0.1.conv1.weight]"), tmp_path)
+    records = read_metrics(tmp_path)
+    keys = {"weight_norm", "weight_norm_sq", "effective_lr", "norm_sq_over_lr", "grad_norm",
+            "cos_weight_grad", "angular_update"}
+    for prefix in ("si", "si/stages.0.1.conv1.weight"):
+        assert {f"{prefix}/{k}" for k in keys} <= set(records[0])
+        assert f"{prefix}/angular_update_epoch" in records[-1]
+    assert all(abs(r["si/cos_weight_grad"]) < 1e-3 for r in records if "train/loss" in r)
+
+
+def test_unknown_tracked_tensor_is_a_clear_error(tiny_cfg, tmp_path):
+    from src.errors import UserError
+    with pytest.raises(UserError, match="trainer.track_params"):
+        train(tiny_cfg("trainer.max_steps=1", "trainer.track_params=[fc.weight]"), tmp_path)
