@@ -5,10 +5,13 @@ Hydra already refuses unknown keys and config-group options; this catches bad va
 
 import math
 import numbers
+from pathlib import Path
 
 import timm
 import torch
-from omegaconf import OmegaConf
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, OmegaConf
 
 from src.data import DATASETS
 from src.errors import UserError
@@ -16,6 +19,14 @@ from src.optim.schedules import SCHEDULES
 from src.theory.explr import NoRealAlpha, alpha_star
 
 NORMS = ("bn", "gn", "ln", "in", "none")
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def compose_config(overrides=(), config_name: str = "config") -> DictConfig:
+    """The config `python -m src.train OVERRIDES` would run, composed from Python."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name, overrides=list(overrides))
 
 
 def _number(v) -> bool:
@@ -31,6 +42,7 @@ def _one_of(options):
 
 
 CHECKS = {
+    "task": _one_of(("train", "toy_wd_bn")),
     "seed": (lambda v: _integer(v) and v >= 0, "an integer >= 0"),
     "optimizer.lr": (lambda v: _number(v) and v > 0, "a number > 0"),
     "optimizer.weight_decay": (lambda v: _number(v) and v >= 0, "a number >= 0"),

@@ -5,6 +5,7 @@ config -> build (data, model, optimizer, schedule) -> loop -> records in the run
 
 import logging
 import sys
+from functools import partial
 from pathlib import Path
 
 import hydra
@@ -15,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from src.config import resolve_device, validate
 from src.data import build_data
 from src.engine.loop import fit
+from src.engine.toy import run_toy
 from src.errors import UserError
 from src.models import build_model
 from src.optim.optimizer import build_optimizer
@@ -51,19 +53,23 @@ def build(cfg: DictConfig, device: torch.device):
 
 def train(cfg: DictConfig, run_dir: Path) -> dict:
     validate(cfg)
-    device = resolve_device(cfg.trainer.device)
-    data, model, optimizer, schedule = build(cfg, device)
+    if cfg.task == "train":
+        device = resolve_device(cfg.trainer.device)
+        data, model, optimizer, schedule = build(cfg, device)
+        log.info("%s on %s (%s): %d train / %d test images, %d steps per epoch, run folder %s",
+                 cfg.model.name, cfg.dataset.name, device, data.train.num_samples,
+                 data.test.num_samples, len(data.train), run_dir)
+        run = partial(fit, model, optimizer, schedule, data, cfg=cfg.trainer, device=device)
+    else:
+        run = partial(run_toy, cfg.toy)
 
     sinks = []
     if cfg.logger.kind == "wandb":
         sink = start_wandb(cfg.logger, OmegaConf.to_container(cfg, resolve=True), run_dir)
         sinks = [sink] if sink else []
     recorder = Recorder(run_dir, sinks)
-    log.info("%s on %s (%s): %d train / %d test images, %d steps per epoch, run folder %s",
-             cfg.model.name, cfg.dataset.name, device, data.train.num_samples,
-             data.test.num_samples, len(data.train), run_dir)
     try:
-        summary = fit(model, optimizer, schedule, data, recorder, cfg.trainer, device)
+        summary = run(recorder=recorder)
     except BaseException as e:
         status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
         summary = {"status": status, "error": repr(e)}
@@ -71,7 +77,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     finally:
         recorder.finish(summary)
     log.info("%s after %d steps: %s", summary["status"], summary.get("steps", 0),
-             ", ".join(f"{k}={v:.4f}" for k, v in summary.items() if k.startswith("test/")))
+             ", ".join(f"{k}={v:.4g}" for k, v in summary.items()
+                       if k.startswith("test/") or k.endswith("/error")))
     return summary
 
 

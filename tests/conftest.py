@@ -1,22 +1,15 @@
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
+
+from src.config import CONF, compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 
 # Tiny, fast and offline: every composed config in the tests starts from these.
 TINY = ["dataset=synthetic", "logger=none", "trainer.epochs=1", "trainer.batch_size=16",
         "trainer.device=cpu"]
-
-
-def compose_config(overrides=()):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("config", overrides=list(overrides))
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ with the converted LR and weight decay.
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from src.optim.schedules import cosine_factor, step_decay_factor
 from src.theory.equivalence import (
@@ -17,7 +19,7 @@ from src.theory.equivalence import (
     quasi_static_ratios,
     twin,
 )
-from src.theory.explr import alpha_star
+from src.theory.explr import alpha_condition, alpha_star
 
 DIM, STEPS, GAMMA, WD = 20, 3000, 0.9, 5e-4
 
@@ -87,6 +89,37 @@ def test_twin_tracks_weight_decay_run(problem, convention, schedule, ratios):
     if ratios == "exact":
         assert np.max(np.abs(kappa * c ** 2)) < 1e-12  # no weight decay at all
     # 3000 steps of an SGD whose weights grow by up to 1e2: round-off alone reaches ~1e-12.
+    twin_run = pytorch_sgd(theta0, batches, lr_twin, kappa, m)
+    assert max_relative_deviation(reference, twin_run, c) < 1e-9
+
+
+@settings(max_examples=25, deadline=None)
+# wd_fraction: lr * wd as a fraction of its largest value (1 - sqrt(gamma))^2. Up to 0.5, so
+# that alpha >= 0.5 and the twin's weights, c_t = alpha^-t up to 2^200, stay inside float64.
+@given(lr=st.floats(1e-3, 0.5), wd_fraction=st.floats(0.0, 0.5), gamma=st.floats(0.0, 0.95),
+       factor=st.floats(0.05, 1.0), convention=st.sampled_from(["pytorch", "heavy_ball"]),
+       exact=st.booleans(), seed=st.integers(0, 2**16))
+def test_twin_property(lr, wd_fraction, gamma, factor, convention, exact, seed):
+    """Any LR, weight decay with a real alpha, momentum and one LR drop, both conventions."""
+    rng = np.random.default_rng(seed)
+    steps = 200
+    batches = [(rng.standard_normal((4, 5)), rng.standard_normal(4)) for _ in range(steps)]
+    theta0 = rng.standard_normal(5)
+    lrs = np.where(np.arange(steps) < 100, lr, lr * factor)
+    wds = np.full(steps, wd_fraction * alpha_condition(lr, 0.0, gamma) / lr)
+    m = momenta(lrs, gamma, convention)
+    if exact:
+        try:
+            r = exact_ratios(lrs, wds, m)
+        except ValueError:
+            assume(False)
+    else:
+        r = quasi_static_ratios(lrs, wds, gamma)
+    lr_twin, kappa, c = twin(lrs, wds, m, r)
+    if convention == "pytorch":
+        reference = pytorch_sgd(theta0, batches, lrs, wds, m)
+    else:
+        reference = heavy_ball_sgd(theta0, batches, lrs, wds[0], gamma)
     twin_run = pytorch_sgd(theta0, batches, lr_twin, kappa, m)
     assert max_relative_deviation(reference, twin_run, c) < 1e-9
 

@@ -5,11 +5,9 @@ visibly do not, which shows the check can fail."""
 import json
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
+from src.config import compose_config
 from src.verify import PAIRS, verify
-from tests.conftest import CONF
 
 # 64 synthetic images, batch 32, three epochs: six updates in three LR phases.
 TINY = ["dataset=synthetic", "dataset.num_train=64", "dataset.num_test=32",
@@ -18,9 +16,7 @@ TINY = ["dataset=synthetic", "dataset.num_train=64", "dataset.num_test=32",
 
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("verify", overrides=TINY)
+    cfg = compose_config(TINY, config_name="verify")
     run_dir = tmp_path_factory.mktemp("verify")
     verify(cfg, run_dir)
     return json.loads((run_dir / "equivalence.json").read_text())
