@@ -75,3 +75,23 @@ def test_unknown_tracked_tensor_is_a_clear_error(tiny_cfg, tmp_path):
     from src.errors import UserError
     with pytest.raises(UserError, match="trainer.track_params"):
         train(tiny_cfg("trainer.max_steps=1", "trainer.track_params=[fc.weight]"), tmp_path)
+
+
+def test_bn_recalibration_averages_the_batch_statistics():
+    from src.data.loaders import TensorLoader
+    from src.engine.loop import recalibrate_batch_norm
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    images = torch.randint(0, 256, (24, 3, 8, 8), dtype=torch.uint8)
+    loader = TensorLoader(images, torch.zeros(24, dtype=torch.int64), batch_size=8,
+                          mean=[0.5] * 3, std=[0.25] * 3, device="cpu", dtype=torch.float32)
+    recalibrate_batch_norm(model, loader, 0, 2, torch.device("cpu"), "fp32")
+    with torch.no_grad():
+        features = [model[0](x) for x, _ in loader.epoch(0)][:2]
+    bn = model[1]
+    expected_mean = torch.stack([f.mean((0, 2, 3)) for f in features]).mean(0)
+    expected_var = torch.stack([f.var((0, 2, 3)) for f in features]).mean(0)  # unbiased
+    assert torch.allclose(bn.running_mean, expected_mean, rtol=1e-5, atol=1e-6)
+    assert torch.allclose(bn.running_var, expected_var, rtol=1e-5)
+    assert bn.momentum == 0.1 and bn.num_batches_tracked == 2

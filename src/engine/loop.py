@@ -6,11 +6,13 @@ after every epoch with `step` = the number of updates done.
 """
 
 import contextlib
+import itertools
 import math
 import time
 
 import torch
 import torch.nn.functional as F
+from torch.nn.modules.batchnorm import _BatchNorm
 from tqdm import tqdm
 
 from src.engine.metrics import ScaleInvariantMonitor
@@ -26,6 +28,26 @@ def autocast(device: torch.device, precision: str):
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def recalibrate_batch_norm(model, loader, epoch: int, batches: int, device, precision) -> None:
+    """Recompute BN's running statistics at the current weights from `batches` training batches
+    (a plain average). The running averages of training mix statistics of weights from many
+    updates; under ExpLR those weights also differ in scale, so evaluation lags behind."""
+    norms = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+    if not norms or not batches:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average: equal weights
+    model.train()
+    for x, _ in itertools.islice(loader.epoch(epoch), batches):
+        with autocast(device, precision):
+            model(x)
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
 
 
 @torch.no_grad()
@@ -118,6 +140,8 @@ def fit(model, optimizer, schedule, data, recorder, cfg, device) -> dict:
                       "train/epoch_acc": correct.item() / seen}
             if monitor:
                 record.update(monitor.end_epoch())
+            recalibrate_batch_norm(model, data.train, epoch, cfg.bn_recalibration_batches, device,
+                                   cfg.precision)
             record.update(evaluate(model, data.test, device, cfg.precision))
             recorder.log(record)
             summary.update({k: v for k, v in record.items() if k not in ("step", "epoch")},
