@@ -4,9 +4,9 @@ Logistic regression on the population: x ~ N(0, I_m), label y = sign(x_1), outpu
 bias), loss E ln(1 + exp(-y <w, x>)), full-batch GD with constant LR (SPEC 2.6). With BN on the
 output, u = <w, x> / ||w|| (the batch statistics are the population's), a scale-invariant loss.
 
-||w_{2:m}|| matter: y <w, x> = a s + b z with s = |x_1| half-normal and z
-standard normal, independent, and the gradient stays in that plane. Expectations over (s, z)
-are quadrature sums, so everything is deterministic.
+Only a = w_1 and b = ||w_{2:m}|| matter: y <w, x> = a s + b z with s = |x_1| half-normal
+and z standard normal, independent, and the gradient stays in that plane. Expectations over
+(s, z) are quadrature sums, so everything is deterministic.
 """
 
 import math
