@@ -3,6 +3,7 @@
 config -> build (data, model, optimizer, schedule) -> loop -> records in the run folder.
 """
 
+import json
 import logging
 import sys
 from functools import partial
@@ -21,6 +22,7 @@ from src.errors import UserError
 from src.models import build_model
 from src.optim.optimizer import build_optimizer
 from src.optim.schedules import build_schedule
+from src.tracking.metadata import run_metadata
 from src.tracking.records import Recorder
 from src.tracking.wandb_sink import start_wandb
 
@@ -63,11 +65,13 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     else:
         run = partial(run_toy, cfg.toy)
 
-    sinks = []
+    metadata = run_metadata()
+    recorder = Recorder(run_dir)
+    (run_dir / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
     if cfg.logger.kind == "wandb":
-        sink = start_wandb(cfg.logger, OmegaConf.to_container(cfg, resolve=True), run_dir)
-        sinks = [sink] if sink else []
-    recorder = Recorder(run_dir, sinks)
+        config = {**OmegaConf.to_container(cfg, resolve=True), "metadata": metadata}
+        sink = start_wandb(cfg.logger, config, run_dir)
+        recorder.sinks = [sink] if sink else []
     try:
         summary = run(recorder=recorder)
     except BaseException as e:

@@ -148,3 +148,6 @@ def test_main_job_on_digits(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["test/acc"] >= 0.90
     assert list((tmp_path / "wandb").glob("offline-run-*"))
+    command = json.loads((tmp_path / "metadata.json").read_text())["command"]
+    assert command.endswith("-m src.train +experiment=exp_lr dataset=digits trainer.epochs=10 "
+                            f"hydra.run.dir={tmp_path}")
