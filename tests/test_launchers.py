@@ -1,0 +1,23 @@
+"""A Hydra multirun through the submitit launcher, locally: each job its own process and folder."""
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def test_submitit_local_multirun(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "src.train", "-m", "hydra/launcher=submitit_local", "logger=none",
+         "dataset=synthetic", "trainer.max_steps=2", "seed=0,1", f"hydra.sweep.dir={tmp_path}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summaries = sorted(tmp_path.glob("*/summary.json"))
+    assert [p.parent.name for p in summaries] == [
+        "dataset=synthetic,logger=none,seed=0,trainer.max_steps=2",
+        "dataset=synthetic,logger=none,seed=1,trainer.max_steps=2"]
+    for path in summaries:
+        summary = json.loads(path.read_text())
+        assert summary["status"] == "completed" and summary["steps"] == 2
+        assert (path.parent / "metadata.json").exists()
