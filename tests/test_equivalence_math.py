@@ -149,7 +149,7 @@ def test_explr_closed_form():
 
 
 def test_texp_boundary_factor():
-    """SPEC D-A7: at a phase start lr~ jumps by (lr_I / lr_{I-1}) / (alpha_{I-1} alpha_I)."""
+    """TEXP: at a phase start lr~ jumps by (lr_I / lr_{I-1}) / (alpha_{I-1} alpha_I)."""
     lrs, wds = step_lrs(), np.full(STEPS, WD)
     lr_twin, _, _ = twin(lrs, wds, momenta(lrs, GAMMA), quasi_static_ratios(lrs, wds, GAMMA))
     a0, a1 = alpha_star(0.1, WD, GAMMA), alpha_star(0.01, WD, GAMMA)

@@ -18,7 +18,7 @@ from src.theory.explr import (
 
 
 def test_paper_constants():
-    # SPEC D-A6: eta=0.1, lambda=5e-4, gamma=0.9, 391 iterations per CIFAR-10 epoch.
+    # Paper A's setting: eta=0.1, lambda=5e-4, gamma=0.9, 391 iterations per CIFAR-10 epoch.
     alpha = alpha_star(0.1, 5e-4, 0.9)
     assert alpha == pytest.approx(0.9994977284, abs=1e-10)
     assert exp_lr_growth(alpha, 1) == pytest.approx(1.0010053006, abs=1e-10)

@@ -38,5 +38,5 @@ def test_corrected_twins_are_exact(result, pair):
 
 @pytest.mark.parametrize("pair", list(PAIRS))
 def test_uncorrected_twins_drift(result, pair):
-    # Without kappa_1 the first update alone is off by ~4.5e-4 relative (SPEC T-A4).
+    # Without kappa_1 (the momentum-buffer term) the first update alone is off by ~4.5e-4.
     assert result["pairs"][pair]["uncorrected"]["max_rel_param_dev"] > 1e-5

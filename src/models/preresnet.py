@@ -3,7 +3,7 @@
 Depth 6n + 2: a 3x3 stem, three stages of n basic blocks with 16, 32 and 64 channels, then a
 final norm + ReLU before global average pooling and the classifier. Convolutions carry no bias,
 so with frozen norm affines and a frozen classifier the network is scale invariant in all its
-trained weights (SPEC D-A9).
+trained weights (each norm layer's input is homogeneous in them).
 """
 
 import torch

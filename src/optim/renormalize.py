@@ -1,9 +1,9 @@
 """An exact guard against overflow for exponentially growing weights and learning rates.
 
 ExpLR and TEXP grow the LR and the squared weight norm by 1e12 to 1e26 and more. For a
-scale-invariant loss the equivalent scaling (theta, v, lr, wd) -> (c theta, v / c, c^2 lr,
-wd / c^2) commutes with every SGD step (SPEC D-A3, T-A2): applying it changes no network
-function, only the numbers that represent it. The guard applies it to the scale-invariant group
+scale-invariant loss paper A's equivalent scaling (theta, v, lr, wd) -> (c theta, v / c,
+c^2 lr, wd / c^2) commutes with every SGD step: applying it changes no network function, only
+the numbers that represent it. The guard applies it to the scale-invariant group
 whenever its norm exceeds a bound, bringing it back to its initial norm.
 """
 
@@ -39,8 +39,8 @@ class Renormalizer:
                 buffer = self.optimizer.state.get(p, {}).get("momentum_buffer")
                 if buffer is not None:
                     buffer.div_(c)
-            # Every norm layer's input is linear in the scale-invariant weights (degree 1,
-            # SPEC D-A9), so BN's running statistics, used in evaluation, scale with them.
+            # Every norm layer's input is homogeneous of degree 1 in the scale-invariant
+            # weights, so BN's running statistics, used in evaluation, scale with them.
             for m in self.batch_norms:
                 m.running_mean.mul_(c)
                 m.running_var.mul_(c * c)

@@ -11,7 +11,7 @@ Pick any positive ratios r_t and let c_0 = 1, c_t = c_{t-1} / r_t; with
     kappa_t = [(r_t - 1) / lr_{t-1} + wd_{t-1} - m_t (1 - 1/r_{t-1}) / lr_{t-2}] / c_{t-1}^2
 
 (the last term absent for t = 1), a loss that is scale invariant gives theta~_t = c_t theta_t
-for every t, so both runs compute the same network functions. Choices of r (SPEC T-A4..T-A6):
+for every t, so both runs compute the same network functions. Choices of r:
 
 * r_t = alpha*(lr_{t-1}, wd_{t-1}, gamma): ExpLR for a constant LR, TEXP for step decay; kappa
   vanishes except at t = 1 and at the first update of each new phase (the momentum correction).
@@ -73,6 +73,6 @@ def twin(lrs, wds, m, r) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def initial_scale_tradeoff(theta0, lr: float, weight_decay: float, c: float):
     """(theta0, lr, wd) and (c theta0, c^2 lr, wd / c^2) train the same network functions
-    (SPEC T-A3): at fixed lr * wd, the LR acts only as a rescaled initialisation."""
+    (paper A): at fixed lr * wd, the LR acts only as a rescaled initialisation."""
     return c * theta0, c * c * lr, weight_decay / (c * c)
 

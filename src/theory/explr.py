@@ -4,7 +4,7 @@ SGD with momentum gamma, learning rate eta and weight decay lambda (PyTorch's co
 v_t = gamma v_{t-1} + grad + lambda theta, theta_t = theta_{t-1} - eta v_t) is equivalent to
 the same SGD without weight decay and with learning rate eta * alpha^(-2t-1) at update t, where
 alpha is the larger root of x^2 - (1 + gamma - lambda eta) x + gamma = 0: the weights satisfy
-theta~_t = alpha^(-t) theta_t, so the network functions coincide (SPEC D-A5, D-A6, T-A4).
+theta~_t = alpha^(-t) theta_t, so the network functions coincide (paper A's main theorem).
 
 Numbers in, numbers out: no tensors, no training loop.
 """

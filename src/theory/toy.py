@@ -1,7 +1,7 @@
 """Paper A's toy example: weight decay alone or BN alone converge, both together do not.
 
 Logistic regression on the population: x ~ N(0, I_m), label y = sign(x_1), output <w, x> (no
-bias), loss E ln(1 + exp(-y <w, x>)), full-batch GD with constant LR (SPEC 2.6). With BN on the
+bias), loss E ln(1 + exp(-y <w, x>)), full-batch GD with constant LR. With BN on the
 output, u = <w, x> / ||w|| (the batch statistics are the population's), a scale-invariant loss.
 
 Only a = w_1 and b = ||w_{2:m}|| matter: y <w, x> = a s + b z with s = |x_1| half-normal
