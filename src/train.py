@@ -65,13 +65,14 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     else:
         run = partial(run_toy, cfg.toy)
 
+    run_dir.mkdir(parents=True, exist_ok=True)
     metadata = run_metadata()
-    recorder = Recorder(run_dir)
     (run_dir / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+    sinks = []
     if cfg.logger.kind == "wandb":
         config = {**OmegaConf.to_container(cfg, resolve=True), "metadata": metadata}
-        sink = start_wandb(cfg.logger, config, run_dir)
-        recorder.sinks = [sink] if sink else []
+        sinks = [sink for sink in [start_wandb(cfg.logger, config, run_dir)] if sink]
+    recorder = Recorder(run_dir, sinks)
     try:
         summary = run(recorder=recorder)
     except BaseException as e:

@@ -83,7 +83,7 @@ class FolderLoader:
         loader = DataLoader(
             self.dataset, batch_size=self.batch_size, shuffle=self.train,
             num_workers=self.num_workers, generator=epoch_generator(self.seed, epoch),
-            pin_memory=self.device.type == "cuda", persistent_workers=False,
+            pin_memory=self.device.type == "cuda",
         )
         for x, y in loader:
             yield x.to(self.device, self.dtype, non_blocking=True), y.to(self.device)

@@ -22,7 +22,6 @@ def _jsonable(value):
 class Recorder:
     def __init__(self, run_dir: Path, sinks=()):
         self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         # Open for the whole run, line-buffered; closed in finish().
         self.metrics = open(self.run_dir / "metrics.jsonl", "a", buffering=1)  # noqa: SIM115
         self.sinks = list(sinks)  # objects with .log(record) and .finish(summary)
