@@ -12,11 +12,14 @@ from pathlib import Path
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from src.config import resolve_device, validate
 from src.data import build_data
 from src.engine.loop import fit
+from src.engine.preemption import Preempted
+from src.engine.run_folder import RunFolder
 from src.engine.toy import run_toy
 from src.errors import UserError
 from src.models import build_model
@@ -54,30 +57,47 @@ def build(cfg: DictConfig, device: torch.device):
 
 
 def train(cfg: DictConfig, run_dir: Path) -> dict:
+    """One run in run_dir: started, resumed from its last checkpoint, or skipped when done."""
     validate(cfg)
+    folder = RunFolder(run_dir)
+    folder.lock()
+    start = folder.start(cfg, cfg.trainer.resume)
+    if start.summary:
+        log.info("%s already holds a %s run: nothing to do", run_dir, start.summary["status"])
+        return start.summary
+    state = start.state
     if cfg.task == "train":
         device = resolve_device(cfg.trainer.device)
         data, model, optimizer, schedule = build(cfg, device)
         log.info("%s on %s (%s): %d train / %d test images, %d steps per epoch, run folder %s",
                  cfg.model.name, cfg.dataset.name, device, data.train.num_samples,
                  data.test.num_samples, len(data.train), run_dir)
-        run = partial(fit, model, optimizer, schedule, data, cfg=cfg.trainer, device=device)
+        run = partial(fit, model, optimizer, schedule, data, cfg=cfg.trainer, device=device,
+                      folder=folder, resume=state)
     else:
         run = partial(run_toy, cfg.toy)
 
-    run_dir.mkdir(parents=True, exist_ok=True)
     metadata = run_metadata()
-    (run_dir / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+    if state is None or not (run_dir / "config.yaml").exists():  # a new run, or a new folder
+        folder.write_config(cfg)
+        (run_dir / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+    if state is not None:
+        log.info("resuming %s from step %d", run_dir, state["step"])
+        with open(run_dir / "resumes.jsonl", "a") as f:
+            f.write(json.dumps({"step": state["step"], **metadata}) + "\n")
     sinks = []
     if cfg.logger.kind == "wandb":
         config = {**OmegaConf.to_container(cfg, resolve=True), "metadata": metadata}
-        sinks = [sink for sink in [start_wandb(cfg.logger, config, run_dir)] if sink]
-    recorder = Recorder(run_dir, sinks)
+        run_id = state["wandb_id"] if state else None
+        sinks = [sink for sink in [start_wandb(cfg.logger, config, run_dir, run_id)] if sink]
+    if cfg.task == "train":
+        run = partial(run, wandb_id=sinks[0].run_id if sinks else None)
+    recorder = Recorder(run_dir, sinks, keep_bytes=state["records_offset"] if state else 0)
     try:
         summary = run(recorder=recorder)
     except BaseException as e:
-        status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
-        summary = {"status": status, "error": repr(e)}
+        status = {Preempted: "preempted", KeyboardInterrupt: "interrupted"}.get(type(e), "failed")
+        summary = {"status": status, "error": str(e) if status == "preempted" else repr(e)}
         raise
     finally:
         recorder.finish(summary)
@@ -89,11 +109,28 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
     try:
-        summary = train(cfg, Path(HydraConfig.get().runtime.output_dir))
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        summary = train(cfg, run_dir)
+    except Preempted as e:
+        log.warning("%s", e)
+        e.pass_on()  # under submitit: requeue
+        sys.exit(128 + e.signum)  # the shell's "terminated by signal" status
+    except Exception as e:
+        if hydra_cfg.mode != RunMode.MULTIRUN:
+            if isinstance(e, UserError):
+                print(f"error: {e}", file=sys.stderr)
+                sys.exit(2)
+            raise
+        # In a grid one job's failure must not stop the others: it is recorded and listed
+        # at the end of the grid (src/callbacks.py).
+        if isinstance(e, UserError):
+            log.error("error: %s", e)
+        else:
+            log.exception("job failed")
+        RunFolder(run_dir).record_failure(str(e) if isinstance(e, UserError) else repr(e))
+        return None
     return summary.get("test/acc")  # the value a Hydra sweeper would optimise
 
 

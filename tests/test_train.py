@@ -1,4 +1,4 @@
-"""The Hydra entry end to end: every experiment, the records, W&B offline, and bad input."""
+"""The Hydra entry end to end: every experiment, the records, W&B offline, real exits."""
 
 import json
 import os
@@ -8,8 +8,6 @@ import sys
 import numpy as np
 import pytest
 
-from src.config import validate
-from src.errors import UserError
 from src.tracking.records import read_metrics
 from src.train import train
 from tests.conftest import EXPERIMENTS, ROOT
@@ -86,32 +84,6 @@ def test_wandb_failure_never_stops_training(tiny_cfg, tmp_path, monkeypatch):
     assert summary["status"] == "completed" and read_metrics(tmp_path)
 
 
-@pytest.mark.parametrize("override, key", [
-    ("optimizer.lr=-0.1", "optimizer.lr"),
-    ("optimizer.weight_decay=-1e-4", "optimizer.weight_decay"),
-    ("optimizer.momentum=1.0", "optimizer.momentum"),
-    ("optimizer.momentum=-0.5", "optimizer.momentum"),
-    ("trainer.epochs=0", "trainer.epochs"),
-    ("trainer.epochs=ten", "trainer.epochs"),
-    ("trainer.batch_size=0", "trainer.batch_size"),
-    ("trainer.precision=fp16", "trainer.precision"),
-    ("trainer.device=tpu", "trainer.device"),
-    ("model.norm=batch", "model.norm"),
-    ("model.name=resnet9000", "model.name"),
-    ("schedule=exp optimizer.weight_decay=0.05", "optimizer.weight_decay"),
-    ("model.norm=none", "model.scale_invariant"),
-    ("schedule=step schedule.milestones=[120,80]", "schedule.milestones"),
-    ("schedule=texp optimizer.weight_decay=0.05", "optimizer.weight_decay"),
-    ("schedule=instant_decay optimizer.momentum=0.99", "optimizer.momentum"),
-    ("schedule=equivalent schedule.base=exp", "schedule.base"),
-    ("schedule=cosine schedule.final_ratio=2", "schedule.final_ratio"),
-    ("task=finetune", "task"),
-])
-def test_bad_values_name_their_key(override, key, tiny_cfg):
-    with pytest.raises(UserError, match=key.replace(".", r"\.")):
-        validate(tiny_cfg(*override.split()))
-
-
 def run_cli(*args, run_dir):
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     return subprocess.run(
@@ -119,13 +91,12 @@ def run_cli(*args, run_dir):
         cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
 
 
+# The full table of bad input runs in-process (tests/test_bad_input.py); these two run as real
+# processes: one refused by Hydra, one by our checks.
 @pytest.mark.parametrize("args, words", [
-    (["optimizer.lr=-1"], "optimizer.lr"),
+    (["no_such_option=1"], "no_such_option"),
     (["+experiment=exp_lr", "dataset=digits", "optimizer.weight_decay=0.05"],
      "(1 - sqrt(momentum))^2"),
-    (["no_such_option=1"], "no_such_option"),
-    (["schedule=no_such_schedule"], "no_such_schedule"),
-    (["dataset=cifar10", "dataset.download=false", "dataset.root=/nonexistent"], "/nonexistent"),
 ])
 def test_cli_errors_are_one_clear_message(args, words, tmp_path):
     result = run_cli(*args, run_dir=tmp_path / "run")

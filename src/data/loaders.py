@@ -8,7 +8,9 @@ generator seeded from the data seed and the epoch number, never from the global 
 import math
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
+
+from src.errors import UserError
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -35,15 +37,16 @@ class TensorLoader:
     def __len__(self) -> int:
         return math.ceil(self.num_samples / self.batch_size)  # keep the last partial batch
 
-    def epoch(self, epoch: int):
+    def epoch(self, epoch: int, start: int = 0):
+        """The batches of `epoch` from batch `start` on (a resumed epoch)."""
         n, device = self.num_samples, self.images.device
         g = epoch_generator(self.seed, epoch)
         order = torch.randperm(n, generator=g) if self.train else torch.arange(n)
         pad = self.crop_padding
         shifts = torch.randint(2 * pad + 1, (n, 2), generator=g) if pad else None
         flips = torch.rand(n, generator=g) < 0.5 if self.flip else None
-        for start in range(0, n, self.batch_size):
-            idx = order[start:start + self.batch_size]
+        for first in range(start * self.batch_size, n, self.batch_size):
+            idx = order[first:first + self.batch_size]
             x = self.images[idx.to(device)]
             if pad:
                 x = random_crop(x, shifts[idx].to(device), pad)
@@ -66,7 +69,9 @@ def random_crop(x: torch.Tensor, shifts: torch.Tensor, pad: int) -> torch.Tensor
 class FolderLoader:
     """ImageFolder through torch's DataLoader, for datasets that do not fit in memory.
 
-    Shuffling and the workers' augmentation seeds come from the epoch's generator."""
+    The epoch's generator gives the order and one seed per image, which seeds that image's
+    augmentation: batches depend on (seed, epoch) alone, not on the number of workers, and a
+    resumed epoch goes on with exactly the batches it would have had."""
 
     def __init__(self, dataset, *, batch_size, device, dtype, train=False, num_workers=0, seed=0):
         self.dataset, self.batch_size, self.train = dataset, batch_size, train
@@ -79,11 +84,36 @@ class FolderLoader:
     def __len__(self) -> int:
         return math.ceil(self.num_samples / self.batch_size)
 
-    def epoch(self, epoch: int):
-        loader = DataLoader(
-            self.dataset, batch_size=self.batch_size, shuffle=self.train,
-            num_workers=self.num_workers, generator=epoch_generator(self.seed, epoch),
-            pin_memory=self.device.type == "cuda",
-        )
-        for x, y in loader:
-            yield x.to(self.device, self.dtype, non_blocking=True), y.to(self.device)
+    def epoch(self, epoch: int, start: int = 0):
+        n, g = self.num_samples, epoch_generator(self.seed, epoch)
+        order = torch.randperm(n, generator=g) if self.train else torch.arange(n)
+        seeds = torch.randint(2**62, (n,), generator=g)
+        keys = list(zip(order.tolist(), seeds.tolist(), strict=True))[start * self.batch_size:]
+        loader = DataLoader(_Seeded(self.dataset), batch_size=self.batch_size, sampler=keys,
+                            num_workers=self.num_workers, pin_memory=self.device.type == "cuda")
+        try:
+            for x, y in loader:
+                yield x.to(self.device, self.dtype, non_blocking=True), y.to(self.device)
+        except UserError as e:  # a worker's carries its traceback as text: keep the message
+            last = str(e).rstrip().splitlines()[-1]
+            raise UserError(last.removeprefix(f"{UserError.__module__}.UserError: ")) from None
+
+
+class _Seeded(Dataset):
+    """dataset[index] with torch's RNG seeded for that item only: key = (index, seed)."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key):
+        index, seed = key
+        with torch.random.fork_rng(devices=[]):  # the training process's RNG stays as it was
+            torch.manual_seed(seed)
+            try:
+                return self.dataset[index]
+            except OSError as e:  # PIL cannot read the file
+                raise UserError(f"{self.dataset.samples[index][0]} is not a readable image "
+                                f"({e}); replace or remove it") from None

@@ -16,12 +16,18 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from tqdm import tqdm
 
 from src.engine.metrics import ScaleInvariantMonitor
+from src.engine.preemption import PreemptionSignals
+from src.engine.run_folder import rng_state, set_rng_state
 from src.errors import UserError
 from src.optim.renormalize import Renormalizer
 
 
 class Diverged(RuntimeError):
-    """The loss became NaN or infinite."""
+    """A loss, weight or LR became NaN or infinite; `step` is the update where it was seen."""
+
+    def __init__(self, message: str, step: int):
+        super().__init__(message)
+        self.step = step
 
 
 def autocast(device: torch.device, precision: str):
@@ -75,8 +81,13 @@ def scale_invariant_monitor(model, optimizer, tracked) -> ScaleInvariantMonitor 
     return ScaleInvariantMonitor(named, list(tracked)) if named else None
 
 
-def fit(model, optimizer, schedule, data, recorder, cfg, device) -> dict:
-    """Train for cfg.epochs (or cfg.max_steps updates); returns the run's summary."""
+def fit(model, optimizer, schedule, data, recorder, cfg, device, folder=None, resume=None,
+        wandb_id=None) -> dict:
+    """Train for cfg.epochs (or cfg.max_steps updates); returns the run's summary.
+
+    folder: the RunFolder that checkpoints go to (None: no checkpoints); resume: a checkpoint
+    to continue from, exactly where it was taken.
+    """
     # The LR logged is the scale-invariant group's (the rest's if there is none), as the
     # schedule gives it: records show the process without renormalisation.
     group = next(g for g in optimizer.param_groups if g["name"] in ("scale_invariant", "rest"))
@@ -89,75 +100,134 @@ def fit(model, optimizer, schedule, data, recorder, cfg, device) -> dict:
     if cfg.max_steps is not None:
         total = min(total, cfg.max_steps)
     summary = {"status": "running", "steps": 0, "epochs": 0.0}
-    start, step = time.perf_counter(), 0
-    progress = tqdm(total=total, disable=None, dynamic_ncols=True, unit="step")
+    step, first_epoch, first_batch, elapsed = 0, 0, 0, 0.0
+    if resume:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        step, first_epoch, first_batch = resume["step"], resume["epoch"], resume["batch"]
+        totals = {k: v.to(device) for k, v in resume["totals"].items()}
+        guard.scale, guard.target = resume["guard"]
+        if monitor and resume["monitor"] is not None:
+            monitor.epoch_start = {k: [t.to(device) for t in v]
+                                   for k, v in resume["monitor"].items()}
+        summary, elapsed = resume["summary"], resume["elapsed"]
+        set_rng_state(resume["rng"])
+    first_nonfinite = torch.full((), -1, device=device)  # the first step whose loss was not
+
+    def save(epoch: int, batch: int) -> None:
+        """A checkpoint from which the run goes on at batch `batch` of epoch `epoch`."""
+        if folder is None:
+            return
+        check_finite(model, first_nonfinite, step)
+        folder.save_checkpoint({
+            "config": folder.config, "step": step, "epoch": epoch, "batch": batch,
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "totals": totals, "guard": (guard.scale, guard.target),
+            "monitor": monitor.epoch_start if monitor else None,
+            "summary": summary, "elapsed": elapsed + time.perf_counter() - start,
+            "rng": rng_state(), "records_offset": recorder.offset(), "wandb_id": wandb_id,
+        })
+
+    start = time.perf_counter()
+    progress = tqdm(total=total, initial=step, disable=None, dynamic_ncols=True, unit="step")
     try:
-        for epoch in range(cfg.epochs):
-            model.train()
-            loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-            correct = torch.zeros((), device=device, dtype=torch.int64)
-            seen = 0
-            if monitor:
-                monitor.start_epoch()
-            for i, (x, y) in enumerate(data.train.epoch(epoch)):
-                if step >= total:
+        with PreemptionSignals() as signals:
+            for epoch in range(first_epoch, cfg.epochs):
+                model.train()
+                if first_batch == 0:  # else a resumed epoch: its totals come from the checkpoint
+                    totals = epoch_totals(device)
+                    if monitor:
+                        monitor.start_epoch()
+                batches = data.train.epoch(epoch, start=first_batch)
+                for i, (x, y) in enumerate(batches, start=first_batch):
+                    if step >= total:
+                        break
+                    schedule.apply(optimizer, step, guard.scale)
+                    if any(g["lr"] > largest for g in optimizer.param_groups):
+                        raise Diverged(f"the learning rate overflows {dtype} at step {step} "
+                                       f"(trainer.renormalize_above keeps it finite)", step)
+                    with autocast(device, cfg.precision):
+                        logits = model(x)
+                    loss = F.cross_entropy(logits.float(), y)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    # No host sync: the step is read at the next check.
+                    first_nonfinite = torch.where(
+                        (first_nonfinite < 0) & ~loss.detach().isfinite(), step, first_nonfinite)
+                    record = None
+                    if step % cfg.log_every_n_steps == 0:
+                        lr = float(schedule.groups[group["name"]].lr[step])
+                        record = train_record(step, epoch + i / steps_per_epoch, loss, logits, y,
+                                              lr)
+                        if monitor:
+                            record.update(monitor.before_step(group["lr"], guard.scale))
+                            record["si/renorm_scale"] = guard.scale
+                    optimizer.step()
+                    if record:
+                        if monitor:
+                            record.update(monitor.after_step())
+                        recorder.log(record)
+                        guard.check()
+                        progress.set_postfix(loss=f"{record['train/loss']:.4f}", refresh=False)
+                    totals["loss_sum"] += loss.detach() * len(y)
+                    totals["correct"] += (logits.argmax(1) == y).sum()
+                    totals["seen"] += len(y)
+                    step += 1
+                    progress.update()
+                    if signals.received:
+                        save(epoch, i + 1)
+                        raise signals.stop(step)
+                    if cfg.checkpoint_every_n_steps and step % cfg.checkpoint_every_n_steps == 0:
+                        save(epoch, i + 1)
+                first_batch = 0
+                seen = int(totals["seen"])
+                if not seen:
                     break
-                schedule.apply(optimizer, step, guard.scale)
-                if any(g["lr"] > largest for g in optimizer.param_groups):
-                    raise Diverged(f"the learning rate overflows {dtype} at step {step} "
-                                   f"(trainer.renormalize_above keeps it finite)")
-                with autocast(device, cfg.precision):
-                    logits = model(x)
-                loss = F.cross_entropy(logits.float(), y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                record = None
-                if step % cfg.log_every_n_steps == 0:
-                    lr = float(schedule.groups[group["name"]].lr[step])
-                    record = train_record(step, epoch + i / steps_per_epoch, loss, logits, y, lr)
-                    if monitor:
-                        record.update(monitor.before_step(group["lr"], guard.scale))
-                        record["si/renorm_scale"] = guard.scale
-                optimizer.step()
-                if record:
-                    if monitor:
-                        record.update(monitor.after_step())
-                    recorder.log(record)
-                    guard.check()
-                    progress.set_postfix(loss=f"{record['train/loss']:.4f}", refresh=False)
-                loss_sum += loss.detach() * len(y)
-                correct += (logits.argmax(1) == y).sum()
-                seen += len(y)
-                step += 1
-                progress.update()
-            if not seen:
-                break
-            epoch_loss = loss_sum.item() / seen
-            if not math.isfinite(epoch_loss):
-                raise Diverged(f"training loss became {epoch_loss} in epoch {epoch}")
-            done = epoch + seen / data.train.num_samples
-            record = {"step": step, "epoch": done, "train/epoch_loss": epoch_loss,
-                      "train/epoch_acc": correct.item() / seen}
-            if monitor:
-                record.update(monitor.end_epoch())
-            recalibrate_batch_norm(model, data.train, epoch, cfg.bn_recalibration_batches, device,
-                                   cfg.precision)
-            record.update(evaluate(model, data.test, device, cfg.precision))
-            recorder.log(record)
-            summary.update({k: v for k, v in record.items() if k not in ("step", "epoch")},
-                           steps=step, epochs=done)
+                epoch_loss = totals["loss_sum"].item() / seen
+                check_finite(model, first_nonfinite, step)
+                done = epoch + seen / data.train.num_samples
+                record = {"step": step, "epoch": done, "train/epoch_loss": epoch_loss,
+                          "train/epoch_acc": totals["correct"].item() / seen}
+                if monitor:
+                    record.update(monitor.end_epoch())
+                recalibrate_batch_norm(model, data.train, epoch, cfg.bn_recalibration_batches,
+                                       device, cfg.precision)
+                record.update(evaluate(model, data.test, device, cfg.precision))
+                recorder.log(record)
+                summary.update({k: v for k, v in record.items() if k not in ("step", "epoch")},
+                               steps=step, epochs=done)
+                last = epoch + 1 == cfg.epochs or step >= total
+                every = cfg.checkpoint_every_n_epochs
+                if every and ((epoch + 1) % every == 0 or last):
+                    save(epoch + 1, 0)
         summary["status"] = "completed"
     except Diverged as e:
-        summary.update(status="diverged", error=str(e), steps=step)
+        summary.update(status="diverged", error=str(e), steps=step, diverged_at_step=e.step)
     finally:
         progress.close()
-        summary["wall_time_s"] = time.perf_counter() - start
+        summary["wall_time_s"] = elapsed + time.perf_counter() - start
     return summary
+
+
+def epoch_totals(device) -> dict:
+    return {"loss_sum": torch.zeros((), device=device, dtype=torch.float64),
+            "correct": torch.zeros((), device=device, dtype=torch.int64),
+            "seen": torch.zeros((), dtype=torch.int64)}
+
+
+def check_finite(model, first_nonfinite: torch.Tensor, step: int) -> None:
+    """Raise Diverged if a loss so far or a parameter is NaN or infinite."""
+    bad_step = int(first_nonfinite)
+    if bad_step >= 0:
+        raise Diverged(f"the training loss became NaN or infinite at step {bad_step}", bad_step)
+    norms = torch._foreach_norm([p.detach() for p in model.parameters()])
+    if not torch.stack(norms).isfinite().all():
+        raise Diverged(f"a parameter became NaN or infinite before step {step}", step)
 
 
 def train_record(step, epoch, loss, logits, y, lr) -> dict:
     loss = loss.item()
     if not math.isfinite(loss):
-        raise Diverged(f"training loss became {loss} at step {step}")
+        raise Diverged(f"training loss became {loss} at step {step}", step)
     return {"step": step, "epoch": epoch, "train/loss": loss,
             "train/acc": (logits.argmax(1) == y).float().mean().item(), "lr": lr}

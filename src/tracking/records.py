@@ -10,6 +10,8 @@ import logging
 import math
 from pathlib import Path
 
+from src.errors import UserError
+
 log = logging.getLogger(__name__)
 
 
@@ -20,15 +22,28 @@ def _jsonable(value):
 
 
 class Recorder:
-    def __init__(self, run_dir: Path, sinks=()):
+    def __init__(self, run_dir: Path, sinks=(), keep_bytes: int = 0):
+        """keep_bytes: how much of an existing metrics.jsonl to keep (a checkpoint's offset);
+        records written after it, by a launch that was killed, are dropped."""
         self.run_dir = Path(run_dir)
-        # Open for the whole run, line-buffered; closed in finish().
-        self.metrics = open(self.run_dir / "metrics.jsonl", "a", buffering=1)  # noqa: SIM115
+        path = self.run_dir / "metrics.jsonl"
+        path.touch()
+        # Open for the whole run, unbuffered: a line is in the file once logged.
+        if path.stat().st_size < keep_bytes:  # truncate() would pad it with zeros
+            raise UserError(f"{path} is shorter than its checkpoint says ({keep_bytes} bytes): "
+                            f"it was changed; restore it, or start the run over")
+        self.metrics = open(path, "r+b", buffering=0)  # noqa: SIM115 -- closed in finish()
+        self.metrics.truncate(keep_bytes)
+        self.metrics.seek(keep_bytes)
         self.sinks = list(sinks)  # objects with .log(record) and .finish(summary)
+
+    def offset(self) -> int:
+        """The size of metrics.jsonl so far."""
+        return self.metrics.tell()
 
     def log(self, record: dict) -> None:
         record = {k: _jsonable(v) for k, v in record.items()}
-        self.metrics.write(json.dumps(record) + "\n")
+        self.metrics.write((json.dumps(record) + "\n").encode())
         for sink in self.sinks:
             sink.log(record)
 

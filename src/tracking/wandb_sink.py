@@ -13,6 +13,7 @@ log = logging.getLogger(__name__)
 class WandbSink:
     def __init__(self, run):
         self.run = run
+        self.run_id = run.id  # kept in checkpoints: a resumed run goes on in the same W&B run
 
     def _guard(self, action, *args):
         if self.run is None:
@@ -36,8 +37,9 @@ class WandbSink:
         self.run = None
 
 
-def start_wandb(cfg, config: dict, run_dir) -> WandbSink | None:
-    """cfg: the `logger` config group. Mode: WANDB_MODE, else logger.mode (offline default)."""
+def start_wandb(cfg, config: dict, run_dir, run_id: str | None = None) -> WandbSink | None:
+    """cfg: the `logger` config group. Mode: WANDB_MODE, else logger.mode (offline default).
+    run_id: the W&B run to go on with (a resumed run), else a new one."""
     mode = os.environ.get("WANDB_MODE") or cfg.mode
     try:
         import wandb
@@ -45,7 +47,8 @@ def start_wandb(cfg, config: dict, run_dir) -> WandbSink | None:
         run = wandb.init(
             project=cfg.project, entity=cfg.entity, group=cfg.group, job_type=cfg.job_type,
             tags=list(cfg.tags or []), name=cfg.name, mode=mode, dir=str(run_dir),
-            config=config, settings=wandb.Settings(silent=True),
+            config=config, settings=wandb.Settings(silent=True), id=run_id,
+            resume="allow" if run_id else None,
         )
     except Exception as e:  # noqa: BLE001
         log.warning("W&B could not start (%s); training goes on with local records only", e)

@@ -1,0 +1,57 @@
+"""Hydra callbacks (conf/config.yaml, hydra.callbacks): checks before a launch, a grid's status
+after it."""
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+
+from src.engine.run_folder import DONE
+
+
+def _check_writable(key: str, folder: str) -> None:
+    """Hydra makes the folder itself, with a traceback when it cannot: say it in one line."""
+    path = Path(folder)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write_check"
+        probe.touch()
+        probe.unlink()
+    except OSError as e:
+        print(f"error: {key}={folder}: cannot write there ({e.strerror}); choose a folder you "
+              f"can write to", file=sys.stderr)
+        sys.exit(2)
+
+
+def grid_status(sweep_dir: Path) -> tuple[str, bool]:
+    """A report of every job folder under sweep_dir, and whether any job failed."""
+    counts, lines = Counter(), []
+    for path in sorted(Path(sweep_dir).rglob("summary.json")):
+        try:
+            summary = json.loads(path.read_text())
+        except ValueError:
+            summary = {"status": "failed", "error": "summary.json is not valid JSON"}
+        status = summary.get("status", "unknown")
+        counts[status] += 1
+        if status not in DONE:
+            job = path.parent.relative_to(sweep_dir)
+            lines.append(f"  {status:<11} {job}: {summary.get('error', '')}")
+    report = f"grid {sweep_dir}: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+                                       or "no job has a summary.json")
+    return "\n".join([report, *lines]), counts["failed"] > 0
+
+
+class RunFolders(Callback):
+    def on_run_start(self, config, **kwargs) -> None:
+        _check_writable("hydra.run.dir", config.hydra.run.dir)
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        _check_writable("hydra.sweep.dir", config.hydra.sweep.dir)
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        report, failed = grid_status(Path(config.hydra.sweep.dir))
+        print(report, file=sys.stderr if failed else sys.stdout)
+        if failed:
+            sys.exit(1)

@@ -1,0 +1,237 @@
+"""A run folder's life across launches: start, resume from a checkpoint, or skip when done.
+
+A run folder holds one run: `config.yaml` (written at its start, never changed), `metadata.json`,
+`metrics.jsonl`, `summary.json`, `checkpoints/{last,previous}.pt` and `resumes.jsonl` (one line
+per resumed launch). Launching the same config into it again resumes or skips; a different
+config is refused, so no record is ever overwritten by a mistyped command.
+"""
+
+import fcntl
+import json
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from src.errors import UserError
+
+CHECKPOINT_FORMAT = 1
+DONE = ("completed", "diverged")
+# Keys that do not change the run's numbers: they may differ between launches of one run.
+NOT_IDENTITY = ("logger", "trainer.resume", "trainer.device", "trainer.checkpoint_every_n_epochs",
+                "trainer.checkpoint_every_n_steps")
+
+
+def identity(cfg) -> dict:
+    """The config as plain data, without the keys in NOT_IDENTITY."""
+    config = OmegaConf.to_container(cfg, resolve=True)
+    for key in NOT_IDENTITY:
+        *parents, leaf = key.split(".")
+        node = config
+        for parent in parents:
+            node = node.get(parent, {})
+        node.pop(leaf, None)
+    return config
+
+
+def _flatten(tree, prefix="") -> dict:
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    flat = {}
+    for key, value in tree.items():
+        flat.update(_flatten(value, f"{prefix}{key}."))
+    return flat
+
+
+def differences(saved: dict, current: dict) -> list[str]:
+    a, b = _flatten(saved), _flatten(current)
+    return [f"{key.rstrip('.')}={a.get(key)!r} there, {b.get(key)!r} now"
+            for key in sorted(a.keys() | b.keys()) if a.get(key) != b.get(key)]
+
+
+def write_synced(path: Path, write) -> None:
+    """write(file) into `path` and wait until it is on disk."""
+    with open(path, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def atomic_write(path: Path, write) -> None:
+    """A reader sees the old file or the new one, never a part of one."""
+    tmp = path.with_name(path.name + ".tmp")
+    write_synced(tmp, write)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: Path) -> dict:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise UserError(f"trainer.resume={path}: no such checkpoint file (use auto, never or "
+                        f"the path of a checkpoint)") from None
+    except Exception as e:  # noqa: BLE001 -- truncated, not a checkpoint, unreadable
+        raise CorruptCheckpoint(f"{path} is not a readable checkpoint ({type(e).__name__})"
+                                ) from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CorruptCheckpoint(f"{path} is not a checkpoint of this program (format "
+                                f"{CHECKPOINT_FORMAT})")
+    return state
+
+
+class CorruptCheckpoint(UserError):
+    pass
+
+
+def rng_state() -> dict:
+    """Every global random state, as types a weights-only checkpoint can hold."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+            "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
+            "python": random.getstate()}
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"]:
+        torch.cuda.set_rng_state_all(state["cuda"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+
+
+@dataclass
+class Start:
+    """How a launch begins: `state` is the checkpoint to resume from (None: from scratch);
+    `summary` is set when the run is already done."""
+    state: dict | None = None
+    summary: dict | None = None
+
+
+class RunFolder:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.checkpoints = self.path / "checkpoints"
+        self._lock = None
+        self.config = None  # the run's identity, set by start()
+
+    def lock(self) -> None:
+        """Refuse a second process in this folder (a grid launched twice, say)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock = open(self.path / ".lock", "a")  # noqa: SIM115 -- held for the whole run
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"run folder {self.path} is in use by another process; wait for "
+                            f"it, or choose another folder (hydra.run.dir=...)") from None
+
+    def holds_records(self) -> bool:
+        """True once the folder holds anything worth keeping: records, a checkpoint, a result."""
+        metrics = self.path / "metrics.jsonl"
+        summary = self.summary() or {}
+        return (any(self.checkpoints.glob("*.pt")) or summary.get("status") in DONE
+                or (metrics.exists() and metrics.stat().st_size > 0))
+
+    def start(self, cfg, resume: str) -> Start:
+        """Decide how this launch begins. Raises UserError for a folder that holds records of
+        a different config, or any when trainer.resume=never. Writes nothing, except the
+        records a checkpoint of another folder brings along (trainer.resume=PATH)."""
+        self.config = config = identity(cfg)
+        saved_config = self.path / "config.yaml"
+        if self.holds_records():
+            if not saved_config.exists():
+                raise UserError(f"run folder {self.path} holds records but no config.yaml (an "
+                                f"older version's run?): choose another folder")
+            diff = differences(identity(OmegaConf.load(saved_config)), config)
+            if diff:
+                raise UserError(
+                    f"run folder {self.path} holds a run of another config ({'; '.join(diff)}); "
+                    f"launch the same config to resume it, or choose another folder "
+                    f"(hydra.run.dir=... or hydra.sweep.dir=...)")
+            if resume == "never":
+                raise UserError(f"trainer.resume=never, but run folder {self.path} already holds "
+                                f"a run; choose another folder, or trainer.resume=auto")
+        if resume not in ("auto", "never"):
+            return Start(state=self._from_path(Path(resume), config))
+        summary = self.summary()
+        if summary and summary.get("status") in DONE:
+            return Start(summary=summary)
+        return Start(state=self.latest_checkpoint() if resume == "auto" else None)
+
+    def _from_path(self, path: Path, config: dict) -> dict:
+        """A checkpoint named by trainer.resume; one of another folder starts a new folder with
+        a copy of that run's records up to the checkpoint."""
+        state = load_checkpoint(path)
+        diff = differences(state["config"], config)
+        if diff:
+            raise UserError(f"trainer.resume={path} is a checkpoint of another config "
+                            f"({'; '.join(diff)})")
+        source = path.resolve().parent.parent  # <run folder>/checkpoints/<file>
+        if source != self.path.resolve():
+            if self.holds_records():
+                raise UserError(f"trainer.resume={path} belongs to another run folder, and "
+                                f"{self.path} holds records already: resume into a new folder")
+            metrics = source / "metrics.jsonl"
+            records = metrics.read_bytes()[:state["records_offset"]] if metrics.exists() else b""
+            self.path.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.path / "metrics.jsonl", lambda f: f.write(records))
+            state["records_offset"] = len(records)
+        return state
+
+    def write_config(self, cfg) -> None:
+        """config.yaml: the run's full config, as it starts."""
+        atomic_write(self.path / "config.yaml",
+                     lambda f: f.write(OmegaConf.to_yaml(cfg, resolve=True).encode()))
+
+    def record_failure(self, error: str) -> None:
+        """A summary for a job that failed before it started, unless that would hide records."""
+        if not self.holds_records():
+            self.path.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.path / "summary.json", lambda f: f.write(
+                (json.dumps({"status": "failed", "error": error}, indent=2) + "\n").encode()))
+
+    def summary(self) -> dict | None:
+        path = self.path / "summary.json"
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        except ValueError:
+            raise UserError(f"{path} is not valid JSON; move it away to resume this run"
+                            ) from None
+
+    def latest_checkpoint(self) -> dict | None:
+        """The newest readable checkpoint; a corrupt last.pt falls back to previous.pt."""
+        paths = [p for p in (self.checkpoints / "last.pt", self.checkpoints / "previous.pt")
+                 if p.exists()]
+        errors = []
+        for path in paths:
+            try:
+                return load_checkpoint(path)
+            except CorruptCheckpoint as e:
+                errors.append(str(e))
+        if errors:
+            raise CorruptCheckpoint(f"{'; '.join(errors)}: move the checkpoints away to start "
+                                    f"this run over, or choose another folder")
+        return None
+
+    def save_checkpoint(self, state: dict) -> None:
+        """Atomically: the new one becomes last.pt, the one before it previous.pt."""
+        self.checkpoints.mkdir(exist_ok=True)
+        last = self.checkpoints / "last.pt"
+        tmp = last.with_name("last.pt.tmp")
+        write_synced(tmp, lambda f: torch.save({"format": CHECKPOINT_FORMAT, **state}, f))
+        if last.exists():
+            last.replace(self.checkpoints / "previous.pt")
+        tmp.replace(last)
+        dir_fd = os.open(self.checkpoints, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # make the renames durable too
+        finally:
+            os.close(dir_fd)
