@@ -19,6 +19,7 @@ from src.optim.schedules import SCHEDULES
 from src.theory.explr import NoRealAlpha, alpha_star
 
 NORMS = ("bn", "gn", "ln", "in", "none")
+COMPILE_BACKENDS = ("inductor", "aot_eager", "eager", "cudagraphs")
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
@@ -64,6 +65,10 @@ CHECKS = {
                                          "null or an integer > 0"),
     "trainer.resume": (lambda v: isinstance(v, str) and v != "",
                        "auto, never or the path of a checkpoint file"),
+    "trainer.channels_last": _one_of((False, True)),
+    "trainer.sync_batchnorm": _one_of((False, True)),
+    "trainer.compile": (lambda v: isinstance(v, bool) or v in COMPILE_BACKENDS,
+                        "true, false or a backend: " + ", ".join(COMPILE_BACKENDS)),
     "dataset.name": _one_of(DATASETS),
     "model.name": (lambda v: isinstance(v, str) and timm.is_model(v),
                    "a timm model name (preresnet20/32/56/110 or any of timm.list_models())"),
@@ -104,6 +109,9 @@ def validate(cfg) -> None:
                 f"schedule={schedule.name} with optimizer.lr={opt.lr}, optimizer.weight_decay="
                 f"{opt.weight_decay}, optimizer.momentum={opt.momentum}: {e}"
             ) from None
+    if cfg.trainer.sync_batchnorm and not torch.cuda.is_available():
+        raise UserError("trainer.sync_batchnorm=true needs CUDA devices: PyTorch's SyncBatchNorm "
+                        "has no CPU kernels")
     if cfg.trainer.device == "cuda" and not torch.cuda.is_available():
         raise UserError("trainer.device=cuda but no CUDA device is available: use auto or cpu")
 

@@ -17,27 +17,30 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.config import resolve_device, validate
 from src.data import build_data
+from src.engine import distributed
+from src.engine.distributed import World
 from src.engine.loop import fit
 from src.engine.preemption import Preempted
-from src.engine.run_folder import RunFolder
+from src.engine.run_folder import RunFolder, Start, load_checkpoint
 from src.engine.toy import run_toy
 from src.errors import UserError
 from src.models import build_model
 from src.optim.optimizer import build_optimizer
 from src.optim.schedules import build_schedule
 from src.tracking.metadata import run_metadata
-from src.tracking.records import Recorder
+from src.tracking.records import NullRecorder, Recorder
 from src.tracking.wandb_sink import start_wandb
 
 log = logging.getLogger(__name__)
 DTYPES = {"fp32": torch.float32, "fp64": torch.float64, "bf16": torch.float32}
 
 
-def build(cfg: DictConfig, device: torch.device):
+def build(cfg: DictConfig, device: torch.device, world: World | None = None):
     """(data, model, optimizer, schedule) for a validated config, ready for the loop."""
+    world = world or World()
     dtype = DTYPES[cfg.trainer.precision]
     data = build_data(cfg.dataset, batch_size=cfg.trainer.batch_size, seed=cfg.seed,
-                      device=device, dtype=dtype)
+                      device=device, dtype=dtype, rank=world.rank, world=world.size)
     torch.manual_seed(cfg.seed)
     try:
         model = build_model(cfg.model, data.num_classes)
@@ -45,6 +48,10 @@ def build(cfg: DictConfig, device: torch.device):
         raise UserError(f"model.name={cfg.model.name} with model.norm={cfg.model.norm}: {e}"
                         ) from None
     model.to(device=device, dtype=dtype)
+    if cfg.trainer.channels_last:
+        model.to(memory_format=torch.channels_last)
+    if cfg.trainer.sync_batchnorm and world.distributed:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     optimizer = build_optimizer(model, cfg.optimizer, input_shape=data.input_shape,
                                 scale_invariant=cfg.model.scale_invariant)
     try:
@@ -57,25 +64,41 @@ def build(cfg: DictConfig, device: torch.device):
 
 
 def train(cfg: DictConfig, run_dir: Path) -> dict:
-    """One run in run_dir: started, resumed from its last checkpoint, or skipped when done."""
+    """One run in run_dir: started, resumed from its last checkpoint, or skipped when done.
+    Under torchrun, every process runs this; rank 0 decides and writes."""
     validate(cfg)
+    world, device_name = distributed.start(cfg.trainer.device)
+    try:
+        return _train(cfg, distributed.broadcast(world, run_dir), world, device_name)
+    finally:
+        distributed.stop(world)
+
+
+def _train(cfg, run_dir: Path, world: World, device_name: str) -> dict:
     folder = RunFolder(run_dir)
-    folder.lock()
-    start = folder.start(cfg, cfg.trainer.resume)
-    if start.summary:
-        log.info("%s already holds a %s run: nothing to do", run_dir, start.summary["status"])
-        return start.summary
-    state = start.state
+    if world.main:
+        folder.lock()
+        start = folder.start(cfg, cfg.trainer.resume)
+    else:  # the other processes read what rank 0 chose
+        start = Start()
+    done, path = distributed.broadcast(world, (start.summary, start.path))
+    if done:
+        log.info("%s already holds a %s run: nothing to do", run_dir, done["status"])
+        return done
+    state = start.state if world.main else load_checkpoint(path) if path else None
     if cfg.task == "train":
-        device = resolve_device(cfg.trainer.device)
-        data, model, optimizer, schedule = build(cfg, device)
-        log.info("%s on %s (%s): %d train / %d test images, %d steps per epoch, run folder %s",
-                 cfg.model.name, cfg.dataset.name, device, data.train.num_samples,
-                 data.test.num_samples, len(data.train), run_dir)
+        device = resolve_device(device_name)
+        data, model, optimizer, schedule = build(cfg, device, world)
+        log.info("%s on %s (%s%s): %d train / %d test images, %d steps per epoch, run folder %s",
+                 cfg.model.name, cfg.dataset.name, device,
+                 f", {world.size} processes" if world.distributed else "",
+                 data.train.num_samples, data.test.num_samples, len(data.train), run_dir)
         run = partial(fit, model, optimizer, schedule, data, cfg=cfg.trainer, device=device,
-                      folder=folder, resume=state)
+                      folder=folder, resume=state, world=world)
     else:
         run = partial(run_toy, cfg.toy)
+    if not world.main:
+        return run(recorder=NullRecorder())
 
     metadata = run_metadata()
     if state is None or not (run_dir / "config.yaml").exists():  # a new run, or a new folder

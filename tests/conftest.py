@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from src.config import CONF, compose_config
 
@@ -16,3 +17,14 @@ TINY = ["dataset=synthetic", "logger=none", "trainer.epochs=1", "trainer.batch_s
 def tiny_cfg():
     """compose_config with the TINY overrides first; later overrides win."""
     return lambda *overrides: compose_config([*TINY, *overrides])
+
+
+def write_image_folder(root: Path, classes=("a", "b"), per_class: int = 2) -> Path:
+    """A tiny ImageNet in torchvision's ImageFolder layout: {train,val}/<class>/<i>.png."""
+    for split in ("train", "val"):
+        for k, label in enumerate(classes):
+            (root / split / label).mkdir(parents=True)
+            for i in range(per_class):
+                image = Image.new("RGB", (40, 36), (60 * i, 90 * k, 200))
+                image.save(root / split / label / f"{i}.png")
+    return root

@@ -12,11 +12,10 @@ import shutil
 import sys
 
 import pytest
-from PIL import Image
 
 from src.config import compose_config
 from src.train import train
-from tests.conftest import TINY
+from tests.conftest import TINY, write_image_folder
 
 RECORDS = ("config.yaml", "metadata.json", "metrics.jsonl", "summary.json",
            "checkpoints/last.pt", "checkpoints/previous.pt")
@@ -48,13 +47,7 @@ def cifar_root(tmp_path, corrupt: bool):
 
 
 def imagenet_root(tmp_path, corrupt_image: bool):
-    root = tmp_path / "imagenet"
-    for split in ("train", "val"):
-        for label in ("a", "b"):
-            (root / split / label).mkdir(parents=True)
-            for i in range(2):
-                image = Image.new("RGB", (40, 40), (60 * i, 90, 200))
-                image.save(root / split / label / f"{i}.png")
+    root = write_image_folder(tmp_path / "imagenet")
     if corrupt_image:
         (root / "train" / "a" / "1.png").write_bytes(b"not a png")
     return root

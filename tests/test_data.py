@@ -46,6 +46,18 @@ def test_same_seed_same_batches_whatever_else(tiny_cfg):
     assert not torch.equal(a[0][0], other_seed[0][0])
 
 
+def batches_from(loader, epoch, start):
+    return [(x.clone(), y.clone()) for x, y in loader.epoch(epoch, start=start)]
+
+
+def test_resumed_epoch_is_the_rest_of_the_epoch(tiny_cfg):
+    loader = load(tiny_cfg(), batch_size=100).train  # with crop and flip
+    whole, rest = batches(loader, 2), batches_from(loader, 2, start=1)
+    assert len(rest) == 2
+    for (xa, ya), (xb, yb) in zip(whole[1:], rest, strict=True):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
 def test_epoch_covers_every_sample_once_with_last_partial_batch(tiny_cfg):
     loader = load(tiny_cfg(), batch_size=100).train  # 256 images: 100, 100, 56
     sizes = [len(y) for _, y in loader.epoch(0)]
@@ -119,8 +131,16 @@ def test_imagenet_folder_reader(tmp_path, tiny_cfg):
     assert data.num_classes == 2 and data.train.num_samples == 6 and len(data.train) == 2
     x, y = next(data.train.epoch(0))
     assert x.shape == (4, 3, 32, 32) and x.dtype == torch.float32
-    again = zip(data.train.epoch(3), data.train.epoch(3), strict=True)
-    assert [torch.equal(a[1], b[1]) for a, b in again] == [True, True]  # same order per epoch
+    # Images and their augmentation depend on (seed, epoch) alone, not on the workers.
+    workers = load(tiny_cfg("dataset=imagenet", f"dataset.root={tmp_path}",
+                            "dataset.image_size=32", "dataset.num_workers=2"), batch_size=4)
+    torch.manual_seed(1)  # the global RNG plays no part
+    for a, b in zip(data.train.epoch(3), workers.train.epoch(3), strict=True):
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(next(data.train.epoch(3))[0], next(data.train.epoch(4))[0])
+    # A resumed epoch goes on with the batches the whole epoch would have had.
+    tail = batches_from(data.train, 3, start=1)
+    assert len(tail) == 1 and torch.equal(tail[0][0], batches(data.train, 3)[1][0])
     with pytest.raises(UserError, match="no train/ folder"):
         load(tiny_cfg("dataset=imagenet", f"dataset.root={tmp_path / 'none'}"))
 

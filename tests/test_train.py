@@ -8,9 +8,10 @@ import sys
 import numpy as np
 import pytest
 
+from src.config import compose_config
 from src.tracking.records import read_metrics
 from src.train import train
-from tests.conftest import EXPERIMENTS, ROOT
+from tests.conftest import EXPERIMENTS, ROOT, write_image_folder
 
 
 def test_experiments_exist():
@@ -29,6 +30,24 @@ def test_every_experiment_runs_two_steps(experiment, tiny_cfg, tmp_path):
     summary = train(cfg, tmp_path)
     assert summary["status"] == "completed" and summary["steps"] == 2
     assert len(read_metrics(tmp_path)) >= 2
+
+
+@pytest.mark.parametrize("experiment", ["imagenet_step_decay", "imagenet_texp"])
+def test_imagenet_experiments_end_to_end(experiment, tmp_path):
+    """timm ResNet-50 on a tiny ImageFolder, across an LR milestone (epoch 1 of 2)."""
+    root = write_image_folder(tmp_path / "imagenet", per_class=4)
+    cfg = compose_config([f"+experiment={experiment}", "logger=none", "trainer.device=cpu",
+                          f"dataset.root={root}", "dataset.image_size=32",
+                          "dataset.num_workers=0", "trainer.batch_size=4", "trainer.epochs=2",
+                          "schedule.milestones=[1]", "trainer.log_every_n_steps=1"])
+    assert cfg.model.name == "resnet50" and cfg.optimizer.weight_decay == 1e-4
+    summary = train(cfg, tmp_path / "run")
+    assert summary["status"] == "completed" and summary["steps"] == 4
+    lrs = [r["lr"] for r in read_metrics(tmp_path / "run") if "lr" in r]
+    if experiment == "imagenet_step_decay":
+        assert lrs == pytest.approx([0.1, 0.1, 0.01, 0.01], rel=1e-12)
+    else:  # grows inside each phase, divided by about 10 at the milestone
+        assert lrs[1] > lrs[0] and lrs[3] > lrs[2] and 0.05 < lrs[2] / lrs[1] < 0.2
 
 
 def test_records(tiny_cfg, tmp_path):
@@ -122,3 +141,12 @@ def test_main_job_on_digits(tmp_path):
     command = json.loads((tmp_path / "metadata.json").read_text())["command"]
     assert command.endswith("-m src.train +experiment=exp_lr dataset=digits trainer.epochs=10 "
                             f"hydra.run.dir={tmp_path}")
+
+
+def test_fast_mode_switches_run(tiny_cfg, tmp_path):
+    """channels_last and a compiled forward (aot_eager: the graph capture of torch.compile,
+    without inductor's slow CPU code generation) with bf16 autocast."""
+    cfg = tiny_cfg("model=preresnet20", "trainer.max_steps=2", "trainer.precision=bf16",
+                   "trainer.channels_last=true", "trainer.compile=aot_eager")
+    summary = train(cfg, tmp_path)
+    assert summary["status"] == "completed" and summary["steps"] == 2

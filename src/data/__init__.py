@@ -19,9 +19,12 @@ class Data:
     input_shape: tuple[int, int, int]
 
 
-def build_data(cfg, *, batch_size: int, seed: int, device, dtype) -> Data:
+def build_data(cfg, *, batch_size: int, seed: int, device, dtype, rank=0, world=1) -> Data:
+    """batch_size is global: each of `world` processes gets its share of every batch."""
+    shard = dict(rank=rank, world=world)
     if cfg.name == "imagenet":
-        return _imagenet(cfg, batch_size=batch_size, seed=seed, device=device, dtype=dtype)
+        return _imagenet(cfg, batch_size=batch_size, seed=seed, device=device, dtype=dtype,
+                         **shard)
     if cfg.name == "digits":
         train, test = sources.digits(cfg.test_fraction, cfg.split_seed, cfg.image_size)
     elif cfg.name == "synthetic":
@@ -31,7 +34,8 @@ def build_data(cfg, *, batch_size: int, seed: int, device, dtype) -> Data:
         train, test = sources.cifar(cfg.name, cfg.root, cfg.download)
     if cfg.get("train_subset"):  # the first n training images, for small budgets
         train = (train[0][: cfg.train_subset], train[1][: cfg.train_subset])
-    common = dict(batch_size=batch_size, mean=cfg.mean, std=cfg.std, device=device, dtype=dtype)
+    common = dict(batch_size=batch_size, mean=cfg.mean, std=cfg.std, device=device, dtype=dtype,
+                  **shard)
     return Data(
         train=TensorLoader(*train, train=True, crop_padding=cfg.crop_padding, flip=cfg.flip,
                            seed=seed, **common),
@@ -41,7 +45,7 @@ def build_data(cfg, *, batch_size: int, seed: int, device, dtype) -> Data:
     )
 
 
-def _imagenet(cfg, *, batch_size, seed, device, dtype) -> Data:
+def _imagenet(cfg, *, batch_size, seed, device, dtype, rank, world) -> Data:
     normalize = transforms.Normalize(cfg.mean, cfg.std)
     train_tf = transforms.Compose([
         transforms.RandomResizedCrop(cfg.image_size), transforms.RandomHorizontalFlip(),
@@ -52,7 +56,7 @@ def _imagenet(cfg, *, batch_size, seed, device, dtype) -> Data:
         transforms.ToTensor(), normalize,
     ])
     common = dict(batch_size=batch_size, device=device, dtype=dtype, num_workers=cfg.num_workers,
-                  seed=seed)
+                  seed=seed, rank=rank, world=world)
     train = sources.image_folder(cfg.root, "train", train_tf)
     return Data(
         train=FolderLoader(train, train=True, **common),

@@ -5,8 +5,6 @@ and augmentations whatever their optimizer or schedule, so each epoch draws from
 generator seeded from the data seed and the epoch number, never from the global RNG.
 """
 
-import math
-
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -17,13 +15,34 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
 
 
-class TensorLoader:
+def batch_bounds(n: int, batch_size: int, world: int) -> list[tuple[int, int]]:
+    """(first, end) of each global batch. Under DDP each of `world` processes takes every
+    world-th image of a batch, so a last batch with fewer images than processes is dropped."""
+    bounds = [(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+    return [(a, b) for a, b in bounds if b - a >= world]
+
+
+class Batches:
+    """What both loaders share: the batch size is global; `rank` of `world` processes gets
+    its share of every batch (1 process: all of it)."""
+
+    def __len__(self) -> int:
+        return len(batch_bounds(self.num_samples, self.batch_size, self.world))
+
+    def shard(self, start: int):
+        """(first, end, step) slices of this process's images, from batch `start` on."""
+        bounds = batch_bounds(self.num_samples, self.batch_size, self.world)[start:]
+        return [slice(a + self.rank, b, self.world) for a, b in bounds]
+
+
+class TensorLoader(Batches):
     """A whole split as one uint8 tensor on the training device (the airbench data path):
     a randperm per epoch, pad-and-crop and horizontal flip as batched tensor ops."""
 
     def __init__(self, images, labels, *, batch_size, mean, std, device, dtype,
-                 train=False, crop_padding=0, flip=False, seed=0):
+                 train=False, crop_padding=0, flip=False, seed=0, rank=0, world=1):
         self.images, self.labels = images.to(device), labels.to(device)
+        self.rank, self.world = rank, world
         self.batch_size, self.train, self.seed = batch_size, train, seed
         self.crop_padding, self.flip = (crop_padding, flip) if train else (0, False)
         self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1) * 255
@@ -34,9 +53,6 @@ class TensorLoader:
     def num_samples(self) -> int:
         return len(self.labels)
 
-    def __len__(self) -> int:
-        return math.ceil(self.num_samples / self.batch_size)  # keep the last partial batch
-
     def epoch(self, epoch: int, start: int = 0):
         """The batches of `epoch` from batch `start` on (a resumed epoch)."""
         n, device = self.num_samples, self.images.device
@@ -45,8 +61,8 @@ class TensorLoader:
         pad = self.crop_padding
         shifts = torch.randint(2 * pad + 1, (n, 2), generator=g) if pad else None
         flips = torch.rand(n, generator=g) < 0.5 if self.flip else None
-        for first in range(start * self.batch_size, n, self.batch_size):
-            idx = order[first:first + self.batch_size]
+        for part in self.shard(start):
+            idx = order[part]
             x = self.images[idx.to(device)]
             if pad:
                 x = random_crop(x, shifts[idx].to(device), pad)
@@ -66,30 +82,30 @@ def random_crop(x: torch.Tensor, shifts: torch.Tensor, pad: int) -> torch.Tensor
     return padded[batch, channel, rows, cols]
 
 
-class FolderLoader:
+class FolderLoader(Batches):
     """ImageFolder through torch's DataLoader, for datasets that do not fit in memory.
 
     The epoch's generator gives the order and one seed per image, which seeds that image's
     augmentation: batches depend on (seed, epoch) alone, not on the number of workers, and a
     resumed epoch goes on with exactly the batches it would have had."""
 
-    def __init__(self, dataset, *, batch_size, device, dtype, train=False, num_workers=0, seed=0):
+    def __init__(self, dataset, *, batch_size, device, dtype, train=False, num_workers=0, seed=0,
+                 rank=0, world=1):
         self.dataset, self.batch_size, self.train = dataset, batch_size, train
+        self.rank, self.world = rank, world
         self.device, self.dtype, self.num_workers, self.seed = device, dtype, num_workers, seed
 
     @property
     def num_samples(self) -> int:
         return len(self.dataset)
 
-    def __len__(self) -> int:
-        return math.ceil(self.num_samples / self.batch_size)
-
     def epoch(self, epoch: int, start: int = 0):
         n, g = self.num_samples, epoch_generator(self.seed, epoch)
         order = torch.randperm(n, generator=g) if self.train else torch.arange(n)
         seeds = torch.randint(2**62, (n,), generator=g)
-        keys = list(zip(order.tolist(), seeds.tolist(), strict=True))[start * self.batch_size:]
-        loader = DataLoader(_Seeded(self.dataset), batch_size=self.batch_size, sampler=keys,
+        keys = list(zip(order.tolist(), seeds.tolist(), strict=True))
+        batches = [keys[part] for part in self.shard(start)]
+        loader = DataLoader(_Seeded(self.dataset), batch_sampler=batches,
                             num_workers=self.num_workers, pin_memory=self.device.type == "cuda")
         try:
             for x, y in loader:

@@ -13,8 +13,10 @@ import time
 import torch
 import torch.nn.functional as F
 from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from src.engine.distributed import World, all_max, all_sum
 from src.engine.metrics import ScaleInvariantMonitor
 from src.engine.preemption import PreemptionSignals
 from src.engine.run_folder import rng_state, set_rng_state
@@ -34,6 +36,11 @@ def autocast(device: torch.device, precision: str):
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def full_precision(logits: torch.Tensor) -> torch.Tensor:
+    """bf16 logits go to float32 for the loss; float64 ones stay float64."""
+    return logits if logits.dtype == torch.float64 else logits.float()
 
 
 @torch.no_grad()
@@ -57,17 +64,18 @@ def recalibrate_batch_norm(model, loader, epoch: int, batches: int, device, prec
 
 
 @torch.no_grad()
-def evaluate(model, loader, device, precision) -> dict:
+def evaluate(model, loader, device, precision, world: World | None = None) -> dict:
+    """Under DDP each process evaluates its share of the test set; the sums are combined."""
     model.eval()
-    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-    correct = torch.zeros((), device=device, dtype=torch.int64)
+    sums = torch.zeros(3, device=device, dtype=torch.float64)  # loss, correct, images
     for x, y in loader.epoch(0):
         with autocast(device, precision):
             logits = model(x)
-        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
-        correct += (logits.argmax(1) == y).sum()
-    n = loader.num_samples
-    return {"test/loss": loss_sum.item() / n, "test/acc": correct.item() / n}
+        sums += torch.stack([F.cross_entropy(full_precision(logits), y, reduction="sum").double(),
+                             (logits.argmax(1) == y).sum().double(),
+                             torch.tensor(len(y), device=device, dtype=torch.float64)])
+    loss_sum, correct, n = all_sum(world or World(), sums).tolist()
+    return {"test/loss": loss_sum / n, "test/acc": correct / n}
 
 
 def scale_invariant_monitor(model, optimizer, tracked) -> ScaleInvariantMonitor | None:
@@ -82,12 +90,13 @@ def scale_invariant_monitor(model, optimizer, tracked) -> ScaleInvariantMonitor 
 
 
 def fit(model, optimizer, schedule, data, recorder, cfg, device, folder=None, resume=None,
-        wandb_id=None) -> dict:
+        wandb_id=None, world: World | None = None) -> dict:
     """Train for cfg.epochs (or cfg.max_steps updates); returns the run's summary.
 
     folder: the RunFolder that checkpoints go to (None: no checkpoints); resume: a checkpoint
-    to continue from, exactly where it was taken.
+    to continue from, exactly where it was taken; world: the DDP processes (default: this one).
     """
+    world = world or World()
     # The LR logged is the scale-invariant group's (the rest's if there is none), as the
     # schedule gives it: records show the process without renormalisation.
     group = next(g for g in optimizer.param_groups if g["name"] in ("scale_invariant", "rest"))
@@ -113,12 +122,14 @@ def fit(model, optimizer, schedule, data, recorder, cfg, device, folder=None, re
         summary, elapsed = resume["summary"], resume["elapsed"]
         set_rng_state(resume["rng"])
     first_nonfinite = torch.full((), -1, device=device)  # the first step whose loss was not
+    forward = compiled(data_parallel(model, device, world), cfg.compile)
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
 
     def save(epoch: int, batch: int) -> None:
         """A checkpoint from which the run goes on at batch `batch` of epoch `epoch`."""
-        if folder is None:
+        check_finite(model, first_nonfinite, step, world)
+        if folder is None or not world.main:
             return
-        check_finite(model, first_nonfinite, step)
         folder.save_checkpoint({
             "config": folder.config, "step": step, "epoch": epoch, "batch": batch,
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -129,7 +140,8 @@ def fit(model, optimizer, schedule, data, recorder, cfg, device, folder=None, re
         })
 
     start = time.perf_counter()
-    progress = tqdm(total=total, initial=step, disable=None, dynamic_ncols=True, unit="step")
+    progress = tqdm(total=total, initial=step, disable=None if world.main else True,
+                    dynamic_ncols=True, unit="step")
     try:
         with PreemptionSignals() as signals:
             for epoch in range(first_epoch, cfg.epochs):
@@ -146,9 +158,10 @@ def fit(model, optimizer, schedule, data, recorder, cfg, device, folder=None, re
                     if any(g["lr"] > largest for g in optimizer.param_groups):
                         raise Diverged(f"the learning rate overflows {dtype} at step {step} "
                                        f"(trainer.renormalize_above keeps it finite)", step)
+                    x = x.contiguous(memory_format=memory_format)
                     with autocast(device, cfg.precision):
-                        logits = model(x)
-                    loss = F.cross_entropy(logits.float(), y)
+                        logits = forward(x)
+                    loss = F.cross_entropy(full_precision(logits), y)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     # No host sync: the step is read at the next check.
@@ -158,7 +171,7 @@ def fit(model, optimizer, schedule, data, recorder, cfg, device, folder=None, re
                     if step % cfg.log_every_n_steps == 0:
                         lr = float(schedule.groups[group["name"]].lr[step])
                         record = train_record(step, epoch + i / steps_per_epoch, loss, logits, y,
-                                              lr)
+                                              lr, world)
                         if monitor:
                             record.update(monitor.before_step(group["lr"], guard.scale))
                             record["si/renorm_scale"] = guard.scale
@@ -174,25 +187,26 @@ def fit(model, optimizer, schedule, data, recorder, cfg, device, folder=None, re
                     totals["seen"] += len(y)
                     step += 1
                     progress.update()
-                    if signals.received:
+                    if stop_requested(signals, world, step % cfg.log_every_n_steps == 0, device):
                         save(epoch, i + 1)
                         raise signals.stop(step)
                     if cfg.checkpoint_every_n_steps and step % cfg.checkpoint_every_n_steps == 0:
                         save(epoch, i + 1)
                 first_batch = 0
-                seen = int(totals["seen"])
+                epoch_sums = {k: all_sum(world, v) for k, v in totals.items()}
+                seen = int(epoch_sums["seen"])
                 if not seen:
                     break
-                epoch_loss = totals["loss_sum"].item() / seen
-                check_finite(model, first_nonfinite, step)
+                epoch_loss = epoch_sums["loss_sum"].item() / seen
+                check_finite(model, first_nonfinite, step, world)
                 done = epoch + seen / data.train.num_samples
                 record = {"step": step, "epoch": done, "train/epoch_loss": epoch_loss,
-                          "train/epoch_acc": totals["correct"].item() / seen}
+                          "train/epoch_acc": epoch_sums["correct"].item() / seen}
                 if monitor:
                     record.update(monitor.end_epoch())
                 recalibrate_batch_norm(model, data.train, epoch, cfg.bn_recalibration_batches,
                                        device, cfg.precision)
-                record.update(evaluate(model, data.test, device, cfg.precision))
+                record.update(evaluate(model, data.test, device, cfg.precision, world))
                 recorder.log(record)
                 summary.update({k: v for k, v in record.items() if k not in ("step", "epoch")},
                                steps=step, epochs=done)
@@ -209,15 +223,43 @@ def fit(model, optimizer, schedule, data, recorder, cfg, device, folder=None, re
     return summary
 
 
+def data_parallel(model, device, world: World):
+    """The training forward under DDP: gradients averaged over the processes."""
+    if not world.distributed:
+        return model
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
+                                   else None)
+
+
+def stop_requested(signals, world: World, at_check: bool, device) -> bool:
+    """A stop signal seen by this process, or under DDP by any, at a step where all of them
+    ask (a collective needs every process)."""
+    if not world.distributed:
+        return signals.received is not None
+    if not at_check:
+        return False
+    received = torch.tensor(signals.received or 0, device=device)
+    signals.received = int(all_max(world, received)) or None
+    return signals.received is not None
+
+
+def compiled(model, setting):
+    """The training forward: the model itself, or torch.compile's version of it (same
+    parameters; checkpoints and metrics keep using the model)."""
+    if setting is False:
+        return model
+    return torch.compile(model, backend="inductor" if setting is True else setting)
+
+
 def epoch_totals(device) -> dict:
     return {"loss_sum": torch.zeros((), device=device, dtype=torch.float64),
             "correct": torch.zeros((), device=device, dtype=torch.int64),
-            "seen": torch.zeros((), dtype=torch.int64)}
+            "seen": torch.zeros((), device=device, dtype=torch.int64)}
 
 
-def check_finite(model, first_nonfinite: torch.Tensor, step: int) -> None:
-    """Raise Diverged if a loss so far or a parameter is NaN or infinite."""
-    bad_step = int(first_nonfinite)
+def check_finite(model, first_nonfinite: torch.Tensor, step: int, world: World) -> None:
+    """Raise Diverged if a loss so far (in any process) or a parameter is NaN or infinite."""
+    bad_step = int(all_max(world, first_nonfinite))
     if bad_step >= 0:
         raise Diverged(f"the training loss became NaN or infinite at step {bad_step}", bad_step)
     norms = torch._foreach_norm([p.detach() for p in model.parameters()])
@@ -225,9 +267,15 @@ def check_finite(model, first_nonfinite: torch.Tensor, step: int) -> None:
         raise Diverged(f"a parameter became NaN or infinite before step {step}", step)
 
 
-def train_record(step, epoch, loss, logits, y, lr) -> dict:
-    loss = loss.item()
+def train_record(step, epoch, loss, logits, y, lr, world: World) -> dict:
+    """Loss and accuracy of the batch (under DDP: of the global batch)."""
+    correct = (logits.argmax(1) == y).sum()
+    if world.distributed:
+        sums = all_sum(world, torch.stack([loss.detach().double() * len(y), correct.double(),
+                                           torch.tensor(len(y), device=y.device).double()]))
+        loss, accuracy = (sums[0] / sums[2]).item(), (sums[1] / sums[2]).item()
+    else:
+        loss, accuracy = loss.item(), correct.item() / len(y)
     if not math.isfinite(loss):
         raise Diverged(f"training loss became {loss} at step {step}", step)
-    return {"step": step, "epoch": epoch, "train/loss": loss,
-            "train/acc": (logits.argmax(1) == y).float().mean().item(), "lr": lr}
+    return {"step": step, "epoch": epoch, "train/loss": loss, "train/acc": accuracy, "lr": lr}

@@ -108,10 +108,11 @@ def set_rng_state(state: dict) -> None:
 
 @dataclass
 class Start:
-    """How a launch begins: `state` is the checkpoint to resume from (None: from scratch);
-    `summary` is set when the run is already done."""
+    """How a launch begins: `state` is the checkpoint to resume from (None: from scratch), read
+    from `path`; `summary` is set when the run is already done."""
     state: dict | None = None
     summary: dict | None = None
+    path: Path | None = None
 
 
 class RunFolder:
@@ -158,11 +159,14 @@ class RunFolder:
                 raise UserError(f"trainer.resume=never, but run folder {self.path} already holds "
                                 f"a run; choose another folder, or trainer.resume=auto")
         if resume not in ("auto", "never"):
-            return Start(state=self._from_path(Path(resume), config))
+            return Start(state=self._from_path(Path(resume), config), path=Path(resume))
         summary = self.summary()
         if summary and summary.get("status") in DONE:
             return Start(summary=summary)
-        return Start(state=self.latest_checkpoint() if resume == "auto" else None)
+        if resume == "never":
+            return Start()
+        state, path = self.latest_checkpoint()
+        return Start(state=state, path=path)
 
     def _from_path(self, path: Path, config: dict) -> dict:
         """A checkpoint named by trainer.resume; one of another folder starts a new folder with
@@ -206,20 +210,21 @@ class RunFolder:
             raise UserError(f"{path} is not valid JSON; move it away to resume this run"
                             ) from None
 
-    def latest_checkpoint(self) -> dict | None:
-        """The newest readable checkpoint; a corrupt last.pt falls back to previous.pt."""
+    def latest_checkpoint(self) -> tuple[dict | None, Path | None]:
+        """The newest readable checkpoint and its path; a corrupt last.pt falls back to
+        previous.pt."""
         paths = [p for p in (self.checkpoints / "last.pt", self.checkpoints / "previous.pt")
                  if p.exists()]
         errors = []
         for path in paths:
             try:
-                return load_checkpoint(path)
+                return load_checkpoint(path), path
             except CorruptCheckpoint as e:
                 errors.append(str(e))
         if errors:
             raise CorruptCheckpoint(f"{'; '.join(errors)}: move the checkpoints away to start "
                                     f"this run over, or choose another folder")
-        return None
+        return None, None
 
     def save_checkpoint(self, state: dict) -> None:
         """Atomically: the new one becomes last.pt, the one before it previous.pt."""

@@ -5,6 +5,7 @@ traced back to the commit, the lockfile and the machine that produced it.
 """
 
 import hashlib
+import os
 import platform
 import shlex
 import socket
@@ -48,6 +49,7 @@ def run_metadata() -> dict:
         if lockfile.exists() else None,
         "command": shlex.join(sys.orig_argv),
         "host": socket.gethostname(),
+        "pid": os.getpid(),
         "python": platform.python_version(),
         "packages": {name: packages.version(name) for name in PACKAGES},
         "cuda": torch.version.cuda,

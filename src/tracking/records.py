@@ -57,6 +57,19 @@ class Recorder:
             sink.finish(summary)
 
 
+class NullRecorder:
+    """The records of processes other than rank 0 under DDP: rank 0 writes them all."""
+
+    def log(self, record: dict) -> None:
+        pass
+
+    def offset(self) -> int:
+        return 0
+
+    def finish(self, summary: dict) -> None:
+        pass
+
+
 def read_metrics(run_dir) -> list[dict]:
     with open(Path(run_dir) / "metrics.jsonl") as f:
         return [json.loads(line) for line in f if line.strip()]
