@@ -43,9 +43,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from PIL import Image
-from torch.utils.data import DataLoader, Dataset
-from torchvision import transforms
 
 from src.config import compose_config
 from src.data import build_data
@@ -137,35 +134,16 @@ class BareRun:
         return (time.perf_counter() - start) / steps
 
 
-class PILImages(Dataset):
-    """What torchvision's CIFAR10.__getitem__ does: HWC uint8 array -> PIL image -> transform."""
-
-    def __init__(self, images_hwc, labels, transform):
-        self.images, self.labels, self.transform = images_hwc, labels, transform
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i):
-        return self.transform(Image.fromarray(self.images[i])), self.labels[i]
-
-
 def loaders(images: int, device: torch.device, workers: int):
-    """(TensorLoader, torchvision's DataLoader) over the same synthetic CIFAR-shaped images."""
-    cfg = compose_config(["dataset=synthetic", f"dataset.num_train={images}",
-                          "dataset.num_test=1", "dataset.crop_padding=4", "dataset.flip=true"])
-    data = build_data(cfg.dataset, batch_size=BATCH, seed=0, device=device, dtype=torch.float32)
-    transform = transforms.Compose([
-        transforms.RandomCrop(32, padding=cfg.dataset.crop_padding),
-        transforms.RandomHorizontalFlip(),
-        transforms.ToTensor(),
-        transforms.Normalize(cfg.dataset.mean, cfg.dataset.std),
-    ])
-    hwc = data.train.images.permute(0, 2, 3, 1).cpu().numpy()
-    dataset = PILImages(hwc, data.train.labels.cpu().tolist(), transform)
-    standard = DataLoader(dataset, batch_size=BATCH, shuffle=True, num_workers=workers,
-                          pin_memory=device.type == "cuda")
-    return data.train, standard
+    """The device loader and torchvision's usual path (dataset.loader=torch: PIL image per item,
+    RandomCrop, RandomHorizontalFlip, ToTensor, Normalize, DataLoader) over the same images."""
+    def train_loader(*overrides):
+        cfg = compose_config(["dataset=synthetic", f"dataset.num_train={images}",
+                              "dataset.num_test=1", "dataset.crop_padding=4",
+                              "dataset.flip=true", *overrides])
+        return build_data(cfg.dataset, batch_size=BATCH, seed=0, device=device,
+                          dtype=torch.float32).train
+    return train_loader(), train_loader("dataset.loader=torch", f"dataset.num_workers={workers}")
 
 
 def images_per_second(batches, device: torch.device) -> float:
@@ -186,14 +164,13 @@ def measure(args, device: torch.device) -> dict:
     eager = FitRun(training_config(device, args.steps), device)
     fast_run = FitRun(training_config(device, args.steps, *fast), device)
     tensor_loader, standard = loaders(args.images, device, args.workers)
-    tensor_epochs = iter(range(args.rounds + 1))  # a new epoch (order, augmentation) each pass
+    epochs = iter(range(args.rounds + 1))  # a new epoch (order, augmentation) each pass
     contenders = {
         "bare": bare.seconds_per_step,
         "fit": eager.seconds_per_step,
         "fast": fast_run.seconds_per_step,
-        "tensor_loader": lambda _: images_per_second(
-            tensor_loader.epoch(next(tensor_epochs)), device),
-        "torchvision": lambda _: images_per_second(standard, device),
+        "tensor_loader": lambda _: images_per_second(tensor_loader.epoch(next(epochs)), device),
+        "torchvision": lambda _: images_per_second(standard.epoch(0), device),
     }
     for run in contenders.values():  # warm-up: allocations, cuDNN's choices, compilation
         run(min(WARMUP_STEPS, args.steps))

@@ -156,3 +156,16 @@ def test_config_mean_std_match_digits():
     # the config holds them to 4 decimals
     assert x.float().div(255).mean().item() == pytest.approx(cfg.mean[0], abs=1e-4)
     assert x.float().div(255).std().item() == pytest.approx(cfg.std[0], abs=1e-4)
+
+
+def test_torchvision_path_gives_the_same_kind_of_batches(tiny_cfg):
+    """dataset.loader=torch: PIL images through torchvision's transforms and a DataLoader."""
+    device_path = load(tiny_cfg(), batch_size=100)
+    torch_path = load(tiny_cfg("dataset.loader=torch", "dataset.num_workers=0"), batch_size=100)
+    (a, ya), (b, yb) = next(device_path.train.epoch(1)), next(torch_path.train.epoch(1))
+    assert a.shape == b.shape and a.dtype == b.dtype and len(torch_path.train) == 3
+    assert torch.equal(ya, yb)  # the same order: both come from the epoch's generator
+    assert abs(a.mean() - b.mean()) < 0.1 and abs(a.std() - b.std()) < 0.1
+    x, _ = next(torch_path.test.epoch(0))
+    # No augmentation: the same pixels, normalised in another order of float32 operations.
+    torch.testing.assert_close(x, next(device_path.test.epoch(0))[0], rtol=0, atol=1e-5)

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from torchvision import transforms
 
 from src.data import sources
-from src.data.loaders import FolderLoader, TensorLoader
+from src.data.loaders import ArrayImages, TensorLoader, TorchLoader
 
 TENSOR_SOURCES = ("digits", "synthetic", "cifar10", "cifar100")
 DATASETS = TENSOR_SOURCES + ("imagenet",)
@@ -13,8 +13,8 @@ DATASETS = TENSOR_SOURCES + ("imagenet",)
 
 @dataclass
 class Data:
-    train: TensorLoader | FolderLoader
-    test: TensorLoader | FolderLoader
+    train: TensorLoader | TorchLoader
+    test: TensorLoader | TorchLoader
     num_classes: int
     input_shape: tuple[int, int, int]
 
@@ -34,12 +34,31 @@ def build_data(cfg, *, batch_size: int, seed: int, device, dtype, rank=0, world=
         train, test = sources.cifar(cfg.name, cfg.root, cfg.download)
     if cfg.get("train_subset"):  # the first n training images, for small budgets
         train = (train[0][: cfg.train_subset], train[1][: cfg.train_subset])
+    if cfg.loader == "torch":
+        return _torch_path(cfg, train, test, batch_size=batch_size, seed=seed, device=device,
+                           dtype=dtype, **shard)
     common = dict(batch_size=batch_size, mean=cfg.mean, std=cfg.std, device=device, dtype=dtype,
                   **shard)
     return Data(
         train=TensorLoader(*train, train=True, crop_padding=cfg.crop_padding, flip=cfg.flip,
                            seed=seed, **common),
         test=TensorLoader(*test, **common),
+        num_classes=cfg.num_classes,
+        input_shape=tuple(train[0].shape[1:]),
+    )
+
+
+def _torch_path(cfg, train, test, **common) -> Data:
+    """The same augmentation the usual torchvision way: a PIL image per item, in workers."""
+    size = train[0].shape[-1]
+    augment = [transforms.RandomCrop(size, padding=cfg.crop_padding)] if cfg.crop_padding else []
+    augment += [transforms.RandomHorizontalFlip()] if cfg.flip else []
+    finish = [transforms.ToTensor(), transforms.Normalize(cfg.mean, cfg.std)]
+    return Data(
+        train=TorchLoader(ArrayImages(*train, transforms.Compose(augment + finish)), train=True,
+                          num_workers=cfg.num_workers, **common),
+        test=TorchLoader(ArrayImages(*test, transforms.Compose(finish)),
+                         num_workers=cfg.num_workers, **common),
         num_classes=cfg.num_classes,
         input_shape=tuple(train[0].shape[1:]),
     )
@@ -59,8 +78,8 @@ def _imagenet(cfg, *, batch_size, seed, device, dtype, rank, world) -> Data:
                   seed=seed, rank=rank, world=world)
     train = sources.image_folder(cfg.root, "train", train_tf)
     return Data(
-        train=FolderLoader(train, train=True, **common),
-        test=FolderLoader(sources.image_folder(cfg.root, "val", test_tf), **common),
+        train=TorchLoader(train, train=True, **common),
+        test=TorchLoader(sources.image_folder(cfg.root, "val", test_tf), **common),
         num_classes=len(train.classes),
         input_shape=(3, cfg.image_size, cfg.image_size),
     )

@@ -6,6 +6,7 @@ generator seeded from the data seed and the epoch number, never from the global 
 """
 
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from src.errors import UserError
@@ -82,8 +83,9 @@ def random_crop(x: torch.Tensor, shifts: torch.Tensor, pad: int) -> torch.Tensor
     return padded[batch, channel, rows, cols]
 
 
-class FolderLoader(Batches):
-    """ImageFolder through torch's DataLoader, for datasets that do not fit in memory.
+class TorchLoader(Batches):
+    """A dataset through torch's DataLoader: ImageFolder (ImageNet), which does not fit in
+    memory, or small datasets with dataset.loader=torch.
 
     The epoch's generator gives the order and one seed per image, which seeds that image's
     augmentation: batches depend on (seed, epoch) alone, not on the number of workers, and a
@@ -115,6 +117,20 @@ class FolderLoader(Batches):
             raise UserError(last.removeprefix(f"{UserError.__module__}.UserError: ")) from None
 
 
+class ArrayImages(Dataset):
+    """What torchvision's CIFAR10 does per item: NCHW uint8 row -> PIL image -> transform."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform):
+        self.images = images.permute(0, 2, 3, 1).numpy()  # HWC, as PIL wants
+        self.labels, self.transform = labels.tolist(), transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return self.transform(Image.fromarray(self.images[i])), self.labels[i]
+
+
 class _Seeded(Dataset):
     """dataset[index] with torch's RNG seeded for that item only: key = (index, seed)."""
 
@@ -127,7 +143,8 @@ class _Seeded(Dataset):
     def __getitem__(self, key):
         index, seed = key
         with torch.random.fork_rng(devices=[]):  # the training process's RNG stays as it was
-            torch.manual_seed(seed)
+            # The CPU generator only: torch.manual_seed also seeds CUDA's, at 70 us an image.
+            torch.default_generator.manual_seed(seed)
             try:
                 return self.dataset[index]
             except OSError as e:  # PIL cannot read the file

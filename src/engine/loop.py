@@ -114,26 +114,29 @@ def fit(model, optimizer, schedule, data, recorder, cfg, device, folder=None, re
         model.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
         step, first_epoch, first_batch = resume["step"], resume["epoch"], resume["batch"]
-        totals = {k: v.to(device) for k, v in resume["totals"].items()}
+        # The epoch's totals so far are over all processes: rank 0 carries them on.
+        totals = ({k: v.to(device) for k, v in resume["totals"].items()} if world.main
+                  else epoch_totals(device))
         guard.scale, guard.target = resume["guard"]
         if monitor and resume["monitor"] is not None:
             monitor.epoch_start = {k: [t.to(device) for t in v]
                                    for k, v in resume["monitor"].items()}
         summary, elapsed = resume["summary"], resume["elapsed"]
         set_rng_state(resume["rng"])
-    first_nonfinite = torch.full((), -1, device=device)  # the first step whose loss was not
+    first_nonfinite = torch.full((), -1, device=device)  # first step with a NaN/inf loss, or -1
     forward = compiled(data_parallel(model, device, world), cfg.compile)
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
 
     def save(epoch: int, batch: int) -> None:
         """A checkpoint from which the run goes on at batch `batch` of epoch `epoch`."""
         check_finite(model, first_nonfinite, step, world)
+        epoch_sums = {k: all_sum(world, v) for k, v in totals.items()}
         if folder is None or not world.main:
             return
         folder.save_checkpoint({
             "config": folder.config, "step": step, "epoch": epoch, "batch": batch,
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "totals": totals, "guard": (guard.scale, guard.target),
+            "totals": epoch_sums, "guard": (guard.scale, guard.target),
             "monitor": monitor.epoch_start if monitor else None,
             "summary": summary, "elapsed": elapsed + time.perf_counter() - start,
             "rng": rng_state(), "records_offset": recorder.offset(), "wandb_id": wandb_id,
