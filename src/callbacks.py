@@ -2,6 +2,7 @@
 after it."""
 
 import json
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -16,7 +17,7 @@ def _check_writable(key: str, folder: str) -> None:
     path = Path(folder)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write_check"
+        probe = path / f".write_check.{os.getpid()}"  # processes of torchrun check at once
         probe.touch()
         probe.unlink()
     except OSError as e:
