@@ -68,14 +68,16 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     Under torchrun, every process runs this; rank 0 decides and writes."""
     validate(cfg)
     world, device_name = distributed.start(cfg.trainer.device)
+    folder = RunFolder(distributed.broadcast(world, run_dir))
     try:
-        return _train(cfg, distributed.broadcast(world, run_dir), world, device_name)
+        return _train(cfg, folder, world, device_name)
     finally:
+        folder.unlock()
         distributed.stop(world)
 
 
-def _train(cfg, run_dir: Path, world: World, device_name: str) -> dict:
-    folder = RunFolder(run_dir)
+def _train(cfg, folder: RunFolder, world: World, device_name: str) -> dict:
+    run_dir = folder.path
     if world.main:
         folder.lock()
         start = folder.start(cfg, cfg.trainer.resume)

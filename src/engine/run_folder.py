@@ -132,6 +132,11 @@ class RunFolder:
             raise UserError(f"run folder {self.path} is in use by another process; wait for "
                             f"it, or choose another folder (hydra.run.dir=...)") from None
 
+    def unlock(self) -> None:
+        if self._lock is not None:
+            self._lock.close()  # closing the file releases the lock
+            self._lock = None
+
     def holds_records(self) -> bool:
         """True once the folder holds anything worth keeping: records, a checkpoint, a result."""
         metrics = self.path / "metrics.jsonl"
