@@ -147,6 +147,8 @@ class _Seeded(Dataset):
             torch.default_generator.manual_seed(seed)
             try:
                 return self.dataset[index]
-            except OSError as e:  # PIL cannot read the file
-                raise UserError(f"{self.dataset.samples[index][0]} is not a readable image "
-                                f"({e}); replace or remove it") from None
+            except OSError as e:  # PIL cannot read the file (ImageFolder knows its path)
+                samples = getattr(self.dataset, "samples", None)
+                name = samples[index][0] if samples else f"image {index}"
+                raise UserError(f"{name} is not a readable image ({e}); replace or remove it"
+                                ) from None
