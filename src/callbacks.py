@@ -1,5 +1,5 @@
-"""Hydra callbacks (conf/config.yaml, hydra.callbacks): checks before a launch, a grid's status
-after it."""
+"""Hydra callbacks (conf/config.yaml, hydra.callbacks): checks before a launch; after a grid, its
+figure (for experiment=fig_*) and the status of its jobs."""
 
 import json
 import os
@@ -10,6 +10,8 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 
 from src.engine.run_folder import DONE
+from src.errors import UserError
+from src.figures import draw
 
 
 def _check_writable(key: str, folder: str) -> None:
@@ -52,7 +54,14 @@ class RunFolders(Callback):
         _check_writable("hydra.sweep.dir", config.hydra.sweep.dir)
 
     def on_multirun_end(self, config, **kwargs) -> None:
-        report, failed = grid_status(Path(config.hydra.sweep.dir))
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if config.get("figure"):
+            try:
+                paths = draw(sweep_dir)
+                print(f"figure of {sweep_dir}: " + ", ".join(p.name for p in paths))
+            except UserError as e:  # e.g. every job failed: the status below says why
+                print(f"error: no figure: {e}", file=sys.stderr)
+        report, failed = grid_status(sweep_dir)
         print(report, file=sys.stderr if failed else sys.stdout)
         if failed:
             sys.exit(1)

@@ -14,6 +14,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf
 
 from src.data import DATASETS
+from src.engine.run_folder import NOT_IDENTITY
 from src.errors import UserError
 from src.optim.schedules import SCHEDULES
 from src.theory.explr import NoRealAlpha, alpha_star
@@ -21,6 +22,34 @@ from src.theory.explr import NoRealAlpha, alpha_star
 NORMS = ("bn", "gn", "ln", "in", "none")
 COMPILE_BACKENDS = ("inductor", "aot_eager", "eager", "cudagraphs")
 CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+# Keys that name nothing a grid computes: left out of a figure grid's folder names.
+NOT_IN_FOLDER_NAMES = ("experiment", "name", *NOT_IDENTITY)
+
+
+def _override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def _in_folder_name(key: str) -> bool:
+    return not any(key == k or key.startswith(k + ".") for k in NOT_IN_FOLDER_NAMES)
+
+
+def grid_folder_names(overrides, swept, part: str) -> str:
+    """A figure grid's folder names, from a job's (or the launch's) overrides.
+
+    part="launch": the overrides of the command line that the grid does not sweep (e.g.
+    `dataset=digits,trainer.epochs=6`, or `paper` for none), so that small-budget launches and
+    the paper's own do not mix; part="job": the swept values alone (e.g. `schedule=step,seed=0`).
+    """
+    swept = set(swept or ())
+    chosen = sorted(o for o in overrides or () if _in_folder_name(_override_key(o))
+                    and (_override_key(o) in swept) == (part == "job"))
+    return ",".join(chosen) or ("paper" if part == "launch" else "default")
+
+
+OmegaConf.register_new_resolver("grid_folder", grid_folder_names, replace=True)
 
 
 def compose_config(overrides=(), config_name: str = "config") -> DictConfig:
@@ -65,6 +94,7 @@ CHECKS = {
                                          "null or an integer > 0"),
     "trainer.resume": (lambda v: isinstance(v, str) and v != "",
                        "auto, never or the path of a checkpoint file"),
+    "optimizer.projected": _one_of((False, True)),
     "trainer.channels_last": _one_of((False, True)),
     "trainer.sync_batchnorm": _one_of((False, True)),
     "trainer.compile": (lambda v: isinstance(v, bool) or v in COMPILE_BACKENDS,

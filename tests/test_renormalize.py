@@ -43,3 +43,39 @@ def test_float32_explr_stays_finite_with_the_guard(tiny_cfg, tmp_path, guard):
         assert summary["status"] == "completed" and summary["steps"] == 120
         assert records[-1]["lr"] > 1e69 and records[-1]["si/weight_norm"] > 1e35
         assert all(math.isfinite(r["train/loss"]) for r in records)
+
+
+def test_projected_sgd_keeps_the_norm_of_every_invariant_set(tiny_cfg):
+    """Paper B's projected SGD: each set of weights the loss is scale invariant to keeps its
+    norm (to rounding, float64), where plain SGD without weight decay grows every norm
+    (||w_t+1||^2 = ||w_t||^2 + lr^2 ||grad||^2 when <w, grad> = 0)."""
+    import torch
+    import torch.nn.functional as F
+
+    from src.models import invariant_sets
+    from src.train import build
+
+    ratios = {}
+    for projected in (False, True):
+        cfg = tiny_cfg(*SMALL, "trainer.precision=fp64", "optimizer.momentum=0",
+                       "optimizer.weight_decay=0", "optimizer.lr=1.0",
+                       "model.norm_eps=1e-30", f"optimizer.projected={projected}")
+        data, model, optimizer, _ = build(cfg, torch.device("cpu"))
+        named = {n: p for n, p in model.named_parameters() if p.requires_grad}
+        sets = [[named[n] for n in names]
+                for names in invariant_sets(model, list(named), data.input_shape)]
+        before = [torch.linalg.vector_norm(torch.cat([p.flatten() for p in s])) for s in sets]
+        for x, y in list(data.train.epoch(0))[:3]:
+            optimizer.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            optimizer.step()
+        ratios[projected] = torch.stack([
+            torch.linalg.vector_norm(torch.cat([p.flatten() for p in s])) / b
+            for s, b in zip(sets, before, strict=True)]).detach()
+        if projected:  # the sets the optimizer projects
+            assert [list(map(id, s)) for s in optimizer.projected] == [
+                list(map(id, s)) for s in sets]
+    # PreResNet20: each block's first conv alone, then the residual stream's convs jointly
+    assert [len(s) for s in sets] == [1] * 9 + [12]
+    torch.testing.assert_close(ratios[True], torch.ones_like(ratios[True]), rtol=1e-13, atol=0)
+    assert ratios[False].min() > 1 and ratios[False].max() > 1.01

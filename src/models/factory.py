@@ -89,6 +89,26 @@ def scale_invariance_error(
     return ((scaled - reference).abs().max() / reference.abs().max()).item()
 
 
+def _probe(model: nn.Module, input_shape) -> tuple[nn.Module, torch.Tensor]:
+    """A float64 CPU copy of the model with negligible norm eps, and inputs for it."""
+    probe = copy.deepcopy(model).double().cpu()
+    set_norm_eps(probe, NEGLIGIBLE_EPS)
+    g = torch.Generator().manual_seed(0)
+    return probe, torch.randn(4, *input_shape, dtype=torch.float64, generator=g)
+
+
+def invariant_sets(model: nn.Module, names: list[str], input_shape,
+                   tol: float = 1e-8) -> list[list[str]]:
+    """The scale-invariant group `names` split into sets the loss is invariant to one by one:
+    each tensor that alone feeds a norm layer (a residual block's first conv), then all the
+    others together (the convs whose outputs meet in a residual sum: only their common scale
+    is free). The rest is invariant jointly because the whole group and each single one are."""
+    probe, x = _probe(model, input_shape)
+    single = [n for n in names if scale_invariance_error(probe, {n}, x, 10.0) <= tol]
+    joint = [n for n in names if n not in single]
+    return [[n] for n in single] + ([joint] if joint else [])
+
+
 def split_parameters(
     model: nn.Module, input_shape: tuple[int, ...], tol: float = 1e-8
 ) -> tuple[dict[str, nn.Parameter], dict[str, nn.Parameter], float]:
@@ -99,11 +119,8 @@ def split_parameters(
     head = {id(p) for p in model.get_classifier().parameters()}
     trained = {n: p for n, p in model.named_parameters() if p.requires_grad}
     candidate = {n: p for n, p in trained.items() if p.ndim > 1 and id(p) not in head}
-    probe = copy.deepcopy(model).double()
-    set_norm_eps(probe, NEGLIGIBLE_EPS)
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(4, *input_shape, dtype=torch.float64, generator=g)
-    error = scale_invariance_error(probe.cpu(), set(candidate), x, 10.0) if candidate else 1.0
+    probe, x = _probe(model, input_shape)
+    error = scale_invariance_error(probe, set(candidate), x, 10.0) if candidate else 1.0
     if error > tol:
         return {}, trained, error
     rest = {n: p for n, p in trained.items() if n not in candidate}

@@ -3,7 +3,29 @@
 import torch
 
 from src.errors import UserError
-from src.models import split_parameters
+from src.models import invariant_sets, split_parameters
+
+
+def _norm(tensors: list[torch.Tensor]) -> torch.Tensor:
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(tensors)))
+
+
+class ProjectedSGD(torch.optim.SGD):
+    """Paper B's projected SGD: after each step every set of weights the loss is scale
+    invariant to is scaled back to its norm before the step. The norms, and with them the
+    effective LRs lr/||w||^2, stay fixed: the auto rate-tuning of plain SGD is switched off."""
+
+    def __init__(self, params, *, projected: list[list[torch.Tensor]], **kwargs):
+        super().__init__(params, **kwargs)
+        self.projected = projected
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        norms = [_norm(tensors) for tensors in self.projected]
+        loss = super().step(closure)
+        for tensors, norm in zip(self.projected, norms, strict=True):
+            torch._foreach_mul_(tensors, norm / _norm(tensors))  # on the device: no sync
+        return loss
 
 
 def build_optimizer(model, cfg, *, input_shape, scale_invariant: bool) -> torch.optim.SGD:
@@ -21,5 +43,12 @@ def build_optimizer(model, cfg, *, input_shape, scale_invariant: bool) -> torch.
         {"name": "rest", "params": list(rest.values()),
          "lr": cfg.rest_lr, "weight_decay": cfg.rest_weight_decay},
     ]
-    return torch.optim.SGD([g for g in groups if g["params"]], lr=cfg.lr, momentum=cfg.momentum)
-
+    groups = [g for g in groups if g["params"]]
+    if not cfg.projected:
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+    if not si:
+        raise UserError("optimizer.projected=true needs scale-invariant weights to project: "
+                        "this model has none (model.scale_invariant=true makes them)")
+    sets = invariant_sets(model, list(si), input_shape)
+    return ProjectedSGD(groups, lr=cfg.lr, momentum=cfg.momentum,
+                        projected=[[si[name] for name in names] for names in sets])

@@ -1,0 +1,189 @@
+"""Figure grids (conf/experiment/fig_*.yaml): each one runs as a multirun on tiny data and ends
+with its figure and table; the figure code reads records only; the W&B report spec is written
+offline."""
+
+import json
+import math
+import runpy
+import sys
+
+import pytest
+from omegaconf import OmegaConf
+from PIL import Image
+
+from src.config import compose_config, grid_folder_names
+from src.figures import draw, load_jobs, series
+from src.figures.__main__ import main as figures_main
+from src.figures.catalog import FIGURES
+from src.report import main as report_main
+from tests.conftest import EXPERIMENTS, TINY
+
+FIG_EXPERIMENTS = [e for e in EXPERIMENTS if e.startswith("fig_")]
+STEPS = ["trainer.max_steps=2", "trainer.log_every_n_steps=1"]
+
+# How each figure grid runs in seconds: one seed, the fewest jobs that still draw every curve.
+# A fig_* config without an entry here fails test_every_figure_grid_has_a_test.
+FIG_OVERRIDES = {
+    "fig_exp_lr": [*STEPS, "seed=0"],
+    "fig_texp_vs_step": [*STEPS, "seed=0", "schedule.milestones=[1]"],
+    "fig_instant_decay": [*STEPS, "schedule.milestones=[1]"],
+    "fig_cosine": [*STEPS, "seed=0"],
+    "fig_norms": [*STEPS, "seed=0", "model=preresnet20", "model.norm=bn,gn"],
+    "fig_toy": ["toy.steps=4", "toy.log_every=2", "toy.quadrature_points=8"],
+    "fig_auto_rate": [*STEPS, "seed=0,1", "optimizer.lr=0.1,1e6", "auto_rate=sgd,no_norm"],
+}
+
+
+def run_grid(experiment: str, overrides, monkeypatch, tmp_path):
+    """`python -m src.train +experiment=... OVERRIDES` in tmp_path, in this process."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["src/train.py", f"+experiment={experiment}", *TINY,
+                                      *overrides])
+    runpy.run_module("src.train", run_name="__main__")
+    (sweep_dir,) = (tmp_path / "outputs" / "multirun" / experiment).iterdir()
+    return sweep_dir
+
+
+def test_every_figure_grid_has_a_test():
+    assert set(FIG_OVERRIDES) == set(FIG_EXPERIMENTS), "give each fig_* config its overrides"
+    assert set(FIG_EXPERIMENTS) == set(FIGURES), "each fig_* config needs a catalog entry"
+
+
+@pytest.mark.filterwarnings("ignore:'src.train' found in sys.modules")
+@pytest.mark.parametrize("experiment", FIG_EXPERIMENTS)
+def test_figure_grid_runs_and_draws(experiment, monkeypatch, tmp_path):
+    sweep_dir = run_grid(experiment, FIG_OVERRIDES[experiment], monkeypatch, tmp_path)
+    figure = FIGURES[experiment]
+    jobs = load_jobs(sweep_dir)
+    assert jobs and all(job.status in ("completed", "diverged") for job in jobs)
+    assert all(OmegaConf.select(job.config, "hydra") is None for job in jobs)
+    with Image.open(sweep_dir / "figure.png") as image:
+        assert image.width > 400 and image.height > 200
+    assert (sweep_dir / "figure.pdf").read_bytes().startswith(b"%PDF")
+    table = (sweep_dir / "table.md").read_text()
+    for job in jobs:
+        assert figure.curve(job.config) in table
+    for key in figure.final:
+        assert f"| {key} |" in table
+    if experiment == "fig_auto_rate":  # LR 1e6 without normalisation diverges: counted, no value
+        rows = [line for line in table.splitlines()
+                if line.startswith("| no normalisation, optimizer.lr=1000000.0 | test/acc")]
+        assert rows and "| — | 2/2 |" in rows[0], rows
+
+
+def fake_grid(root, name="fig_texp_vs_step", overrides=(), jobs=None):
+    """Job folders written by hand: config.yaml, metrics.jsonl and summary.json."""
+    jobs = jobs or {("step", 0): [0.5, 0.7], ("step", 1): [0.6, 0.8], ("texp", 0): [0.4, 0.9]}
+    for (schedule, seed), accs in jobs.items():
+        folder = root / f"schedule={schedule},seed={seed}"
+        folder.mkdir(parents=True)
+        # The group is set here: outside a Hydra launch there are no overrides to name it by.
+        cfg = compose_config([f"+experiment={name}", f"schedule={schedule}", f"seed={seed}",
+                              f"logger.group={name}/paper", *overrides])
+        (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        records = [{"step": 10 * (i + 1), "epoch": i + 1.0, "test/acc": acc, "lr": 0.1,
+                    "si/angular_update_epoch": 0.3} for i, acc in enumerate(accs)]
+        (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        (folder / "summary.json").write_text(json.dumps(
+            {"status": "completed", "test/acc": accs[-1], "si/angular_update_epoch": 0.3}))
+    return root
+
+
+def test_series_is_the_mean_and_range_over_seeds(tmp_path):
+    jobs = [job for job in load_jobs(fake_grid(tmp_path)) if job.config.schedule.name == "step"]
+    xs, mean, low, high = series(jobs, "epoch", "test/acc")
+    assert xs == [1.0, 2.0]
+    assert mean == pytest.approx([0.55, 0.75], rel=1e-15)
+    assert (low, high) == ([0.5, 0.7], [0.6, 0.8])
+
+
+def test_table_compares_with_the_paper_only_in_its_setting(tmp_path):
+    small = fake_grid(tmp_path / "small", overrides=["dataset=digits", "trainer.epochs=6"])
+    draw(small)
+    table = (small / "table.md").read_text()
+    assert "| Step Decay | test/acc | 0.75 ± 0.071 (2) | 0/2 | 0.950 | read off the plot |" in table
+    assert "n/a: not the paper's setting (dataset.name=digits, trainer.epochs=6)" in table
+    paper = fake_grid(tmp_path / "paper")  # the fig_texp_vs_step config as it is: CIFAR-10
+    draw(paper)
+    table = (paper / "table.md").read_text()
+    assert "| 0.950 | read off the plot | -0.200 |" in table  # mean(0.7, 0.8) - 0.95
+    assert "| 0.948 | read off the plot | -0.048 |" in table  # 0.9 - 0.948
+
+
+def test_unfinished_jobs_are_left_out(tmp_path):
+    grid = fake_grid(tmp_path)
+    (grid / "schedule=texp,seed=0" / "summary.json").write_text('{"status": "preempted"}')
+    draw(grid)
+    table = (grid / "table.md").read_text()
+    assert "1 preempted" in table and "| TEXP |" not in table
+
+
+def test_figures_cli_redraws_one_grid_or_all(tmp_path, capsys):
+    first = fake_grid(tmp_path / "outputs" / "multirun" / "fig_texp_vs_step" / "paper")
+    second = fake_grid(tmp_path / "outputs" / "multirun" / "fig_cosine" / "paper",
+                       name="fig_cosine", jobs={("cosine", 0): [0.5], ("equivalent", 0): [0.6]})
+    assert figures_main([str(first)]) == 0
+    assert (first / "figure.png").exists() and not (second / "figure.png").exists()
+    assert figures_main(["--all", str(tmp_path / "outputs")]) == 0
+    assert (second / "figure.png").exists() and (second / "table.md").exists()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["{tmp}/missing"], "is not a folder"),
+    (["{tmp}"], "holds no job of a figure grid"),
+    (["--all", "{tmp}"], "no figure grid under"),
+])
+def test_figures_cli_errors(args, words, tmp_path, capsys):
+    assert figures_main([a.format(tmp=tmp_path) for a in args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and words in err and err.count("\n") == 1
+
+
+def test_grid_folder_names_split_launch_and_job():
+    overrides = ["+experiment=fig_texp_vs_step", "dataset=digits", "trainer.epochs=6",
+                 "schedule=texp", "seed=1", "trainer.resume=never", "logger=none"]
+    swept = {"schedule": "step,texp", "seed": "0,1,2"}
+    assert grid_folder_names(overrides, swept, "launch") == "dataset=digits,trainer.epochs=6"
+    assert grid_folder_names(overrides, swept, "job") == "schedule=texp,seed=1"
+    assert grid_folder_names(overrides[:1], swept, "launch") == "paper"
+
+
+def test_report_offline_writes_the_spec(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    grid = fake_grid(tmp_path)
+    draw(grid)
+    assert report_main([str(grid)]) == 0
+    out = capsys.readouterr().out
+    assert "wandb sync" in out and "WANDB_MODE=online python -m src.report" in out
+    spec = json.loads((grid / "report.json").read_text())
+    assert spec["title"].startswith("fig_texp_vs_step")
+    panels = [p for block in spec["blocks"] for p in block.get("panels", [])]
+    assert [p["y"] for p in panels] == [["test/acc"], ["si/angular_update_epoch"], ["lr"]]
+    assert [p["log_y"] for p in panels] == [False, False, True]
+    (runset,) = [r for block in spec["blocks"] for r in block.get("runsets", [])]
+    assert "fig_texp_vs_step/paper" in runset["filters"]
+    assert runset["groupby"] == ["schedule.name"]
+    assert any("| Step Decay |" in block.get("text", "") for block in spec["blocks"])
+
+
+def test_report_of_a_grid_without_wandb_is_refused(tmp_path, capsys):
+    assert report_main([str(fake_grid(tmp_path, overrides=["logger=none"]))]) == 2
+    assert "logger=none" in capsys.readouterr().err
+
+
+def test_report_online_without_a_key_is_one_clear_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "online")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path))
+    assert report_main([str(fake_grid(tmp_path / "grid"))]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: W&B could not save the report") and "Traceback" not in err
+
+
+def test_diverged_job_has_no_final_value(tmp_path):
+    grid = fake_grid(tmp_path)
+    (grid / "schedule=texp,seed=0" / "summary.json").write_text(
+        '{"status": "diverged", "test/acc": 0.9}')
+    (job,) = [j for j in load_jobs(grid) if j.config.schedule.name == "texp"]
+    assert math.isnan(job.final("test/acc"))
