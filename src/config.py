@@ -50,6 +50,8 @@ def grid_folder_names(overrides, swept, part: str) -> str:
 
 
 OmegaConf.register_new_resolver("grid_folder", grid_folder_names, replace=True)
+# ${ratio:a,b} = a / b, e.g. the step factor that takes a swept LR to a common one.
+OmegaConf.register_new_resolver("ratio", lambda a, b: a / b, replace=True)
 
 
 def compose_config(overrides=(), config_name: str = "config") -> DictConfig:

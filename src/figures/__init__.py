@@ -34,8 +34,9 @@ class Job:
         return self.summary.get("status", "running")
 
     def final(self, key: str) -> float:
-        """A final metric: the summary's, or the mean training loss of the last epochs. NaN
-        for a diverged job, whose last values come from before it diverged."""
+        """A final metric: the summary's, else the last record's, or the mean training loss of
+        the last epochs. NaN for a diverged job, whose last values come from before it
+        diverged."""
         if self.status == "diverged":
             return math.nan
         if key == "train/epoch_loss_last5":
@@ -43,7 +44,9 @@ class Job:
                       if "train/epoch_loss" in r][-LAST_EPOCHS:]
             return statistics.fmean(losses) if losses else math.nan
         value = self.summary.get(key)
-        return math.nan if value is None else float(value)
+        if value is None:
+            value = next((r[key] for r in reversed(self.records) if key in r), math.nan)
+        return float(value)
 
 
 def load_jobs(sweep_dir: Path) -> list[Job]:
@@ -100,7 +103,7 @@ def series(jobs: list[Job], x: str, key: str) -> tuple[list, list, list, list]:
             [max(at[v]) for v in xs])
 
 
-def _draw_curves(ax, figure: Figure, panel: Panel, groups: dict, facet) -> None:
+def _draw_curves(ax, panel: Panel, groups: dict, facet) -> None:
     labels = {label for f, label, _ in groups if f == facet}
     lines = [(label, key, jobs) for (f, label, _), jobs in groups.items() if f == facet
              for key in panel.keys]
@@ -157,7 +160,7 @@ def draw(sweep_dir) -> list[Path]:
         if figure.sweep:
             _draw_sweep(ax, figure, panel, groups)
         else:
-            _draw_curves(ax, figure, panel, groups, facet)
+            _draw_curves(ax, panel, groups, facet)
         ax.set_title(panel.title if facet is None else f"{figure.facet}={facet}: {panel.title}",
                      fontsize=9)
         ax.set_ylabel(panel.ylabel)
@@ -228,6 +231,9 @@ def find_grids(root: Path) -> list[Path]:
     """The folders under root that hold the jobs of a figure grid."""
     grids = set()
     for config_path in Path(root).rglob("config.yaml"):
-        if OmegaConf.load(config_path).get("figure"):
+        if "wandb" in config_path.parts or config_path.parent.parent in grids:
+            continue  # W&B's own files; a grid seen already
+        config = OmegaConf.load(config_path)
+        if isinstance(config, DictConfig) and config.get("figure"):
             grids.add(config_path.parent.parent)
     return sorted(grids)

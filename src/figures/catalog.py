@@ -126,6 +126,20 @@ FIGURES = {
         note="Confirmed claim (abstract): WD alone and BN alone reach zero error; BN + WD "
              "does not converge. The paper's constants are not known to us.",
     ),
+    "fig_equilibrium": Figure(
+        "Paper C: different LRs, then the same one: the same equilibrium",
+        curve=lambda cfg: (f"LR {cfg.optimizer.lr:g}, then "
+                           f"{cfg.optimizer.lr * cfg.schedule.factor:g}"),
+        group_by=("optimizer.lr",),
+        panels=(ACCURACY,
+                Panel("||w|| (all scale-invariant weights)", ("si/weight_norm",), "||w||",
+                      log_y=True),
+                Panel("effective LR lr/||w||^2", ("si/effective_lr",), "effective LR",
+                      log_y=True)),
+        final=("test/acc", "si/effective_lr"),
+        note="Paper C's runs (5 LR/WD schedules for 500 epochs, then the same) are not "
+             "repeated: this is the experiment in small. It reports no number we can compare.",
+    ),
     "fig_auto_rate": Figure(
         "Paper B: the LR of scale-invariant weights needs no tuning",
         curve=lambda cfg: ("projected SGD" if cfg.optimizer.projected
