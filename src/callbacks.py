@@ -7,6 +7,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 
 from src.engine.run_folder import DONE
@@ -25,6 +26,18 @@ def _check_writable(key: str, folder: str) -> None:
     except OSError as e:
         print(f"error: {key}={folder}: cannot write there ({e.strerror}); choose a folder you "
               f"can write to", file=sys.stderr)
+        sys.exit(2)
+
+
+def _check_figure_grid(config) -> None:
+    """A figure grid names its folder by the command line's overrides, except the keys it
+    sweeps: a value list for another key would give each job a folder of its own."""
+    swept = set(config.hydra.sweeper.params or {})
+    extra = [o.input_line for o in OverridesParser.create().parse_overrides(
+        list(config.hydra.overrides.task)) if o.is_sweep_override() and o.key_or_group not in swept]
+    if extra:
+        print(f"error: {' '.join(extra)}: {config.figure} sweeps only {', '.join(sorted(swept))}; "
+              f"launch it once for each value of the others", file=sys.stderr)
         sys.exit(2)
 
 
@@ -51,6 +64,8 @@ class RunFolders(Callback):
         _check_writable("hydra.run.dir", config.hydra.run.dir)
 
     def on_multirun_start(self, config, **kwargs) -> None:
+        if config.get("figure"):
+            _check_figure_grid(config)
         _check_writable("hydra.sweep.dir", config.hydra.sweep.dir)
 
     def on_multirun_end(self, config, **kwargs) -> None:

@@ -11,6 +11,7 @@ import timm
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from src.data import DATASETS
@@ -28,8 +29,13 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
 NOT_IN_FOLDER_NAMES = ("experiment", "name", *NOT_IDENTITY)
 
 
-def _override_key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
+def _as_in_a_job(override: str) -> tuple[str, str]:
+    """(key, the override as Hydra writes it among a job's overrides): the command line's
+    `x=1e-2` is `x=0.01` there, and both must give the same folder name."""
+    parsed = OverridesParser.create().parse_override(override)
+    if parsed.is_sweep_override() or parsed.value() is None:
+        return parsed.key_or_group, override
+    return parsed.key_or_group, f"{parsed.get_key_element()}={parsed.get_value_element_as_str()}"
 
 
 def _in_folder_name(key: str) -> bool:
@@ -44,8 +50,8 @@ def grid_folder_names(overrides, swept, part: str) -> str:
     the paper's own do not mix; part="job": the swept values alone (e.g. `schedule=step,seed=0`).
     """
     swept = set(swept or ())
-    chosen = sorted(o for o in overrides or () if _in_folder_name(_override_key(o))
-                    and (_override_key(o) in swept) == (part == "job"))
+    chosen = sorted(o for key, o in map(_as_in_a_job, overrides or ()) if _in_folder_name(key)
+                    and (key in swept) == (part == "job"))
     return ",".join(chosen) or ("paper" if part == "launch" else "default")
 
 

@@ -25,7 +25,9 @@ STEPS = ["trainer.max_steps=2", "trainer.log_every_n_steps=1"]
 # A fig_* config without an entry here fails test_every_figure_grid_has_a_test.
 FIG_OVERRIDES = {
     "fig_exp_lr": [*STEPS, "seed=0"],
-    "fig_texp_vs_step": [*STEPS, "seed=0", "schedule.milestones=[1]"],
+    # 5e-4 is 0.0005 in a job's overrides: the grid's folder must be one all the same.
+    "fig_texp_vs_step": [*STEPS, "seed=0", "schedule.milestones=[1]",
+                         "optimizer.weight_decay=5e-4"],
     "fig_instant_decay": [*STEPS, "schedule.milestones=[1]"],
     "fig_cosine": [*STEPS, "seed=0"],
     "fig_norms": [*STEPS, "seed=0", "model=preresnet20", "model.norm=bn,gn"],
@@ -43,6 +45,18 @@ def run_grid(experiment: str, overrides, monkeypatch, tmp_path):
     runpy.run_module("src.train", run_name="__main__")
     (sweep_dir,) = (tmp_path / "outputs" / "multirun" / experiment).iterdir()
     return sweep_dir
+
+
+@pytest.mark.filterwarnings("ignore:'src.train' found in sys.modules")
+def test_a_figure_grid_refuses_to_sweep_other_keys(monkeypatch, tmp_path, capfd):
+    """optimizer.lr=0.05,0.1 would put each job in a folder of its own, apart from the figure."""
+    with pytest.raises(SystemExit) as exit_:
+        run_grid("fig_texp_vs_step", [*STEPS, "seed=0,1", "optimizer.lr=0.05,0.1"], monkeypatch,
+                 tmp_path)
+    err = capfd.readouterr().err
+    assert exit_.value.code == 2 and "Traceback" not in err
+    assert "error: optimizer.lr=0.05,0.1: fig_texp_vs_step sweeps only schedule, seed" in err
+    assert not (tmp_path / "outputs").exists()
 
 
 def test_every_figure_grid_has_a_test():
@@ -142,9 +156,11 @@ def test_figures_cli_errors(args, words, tmp_path, capsys):
 
 def test_grid_folder_names_split_launch_and_job():
     overrides = ["+experiment=fig_texp_vs_step", "dataset=digits", "trainer.epochs=6",
-                 "schedule=texp", "seed=1", "trainer.resume=never", "logger=none"]
+                 "schedule=texp", "seed=1", "trainer.resume=never", "logger=none",
+                 "optimizer.weight_decay=1e-2"]
     swept = {"schedule": "step,texp", "seed": "0,1,2"}
-    assert grid_folder_names(overrides, swept, "launch") == "dataset=digits,trainer.epochs=6"
+    assert grid_folder_names(overrides, swept, "launch") == (
+        "dataset=digits,optimizer.weight_decay=0.01,trainer.epochs=6")
     assert grid_folder_names(overrides, swept, "job") == "schedule=texp,seed=1"
     assert grid_folder_names(overrides[:1], swept, "launch") == "paper"
 

@@ -9,15 +9,12 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import matplotlib.figure
+from omegaconf import DictConfig, OmegaConf
 
-matplotlib.use("Agg")  # files only: no display needed
-import matplotlib.pyplot as plt  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
-
-from src.engine.run_folder import DONE  # noqa: E402
-from src.errors import UserError  # noqa: E402
-from src.figures.catalog import FIGURES, LABELS, Figure, Panel  # noqa: E402
+from src.engine.run_folder import DONE
+from src.errors import UserError
+from src.figures.catalog import FIGURES, LABELS, Figure, Panel
 
 LAST_EPOCHS = 5  # train/epoch_loss_last5: paper B's "average training loss of the last 5 epochs"
 
@@ -112,8 +109,8 @@ def _draw_curves(ax, panel: Panel, groups: dict, facet) -> None:
         text = label if len(panel.keys) == 1 else name if len(labels) == 1 else f"{label}, {name}"
         xs, mean, low, high = series(jobs, panel.x, key)
         color = f"C{i % 10}"
-        ax.plot(xs, mean, color=color, lw=1.2, label=text + (f" ({len(jobs)} seeds)"
-                                                             if len(jobs) > 1 else ""))
+        ax.plot(xs, mean, color=color, lw=1.2, zorder=len(lines) - i,  # the first on top
+                label=text + (f" ({len(jobs)} seeds)" if len(jobs) > 1 else ""))
         if len(jobs) > 1:
             ax.fill_between(xs, low, high, color=color, alpha=0.2, lw=0)
     ax.set_xlabel(panel.x)
@@ -155,7 +152,9 @@ def draw(sweep_dir) -> list[Path]:
     groups = curves(figure, done)
     facets = list(dict.fromkeys(f for f, _, _ in groups))
     cells = [(facet, panel) for facet in facets for panel in figure.panels]
-    fig, axes = plt.subplots(1, len(cells), figsize=(4.6 * len(cells), 3.6), squeeze=False)
+    # matplotlib's object API, not pyplot: no backend, no global state
+    fig = matplotlib.figure.Figure(figsize=(4.6 * len(cells), 3.6))
+    axes = fig.subplots(1, len(cells), squeeze=False)
     for ax, (facet, panel) in zip(axes[0], cells, strict=True):
         if figure.sweep:
             _draw_sweep(ax, figure, panel, groups)
@@ -173,7 +172,6 @@ def draw(sweep_dir) -> list[Path]:
     paths = [sweep_dir / "figure.png", sweep_dir / "figure.pdf", sweep_dir / "table.md"]
     fig.savefig(paths[0], dpi=100)
     fig.savefig(paths[1])
-    plt.close(fig)
     paths[2].write_text(table(name, figure, jobs, groups, sweep_dir))
     return paths
 

@@ -6,7 +6,10 @@ over the curve's jobs (seeds), with their min-max as a band. In a sweep panel th
 config value (e.g. the LR) and each point is a job's final value.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from omegaconf import DictConfig
 
 from src.theory.toy import CASES
 
@@ -25,7 +28,7 @@ class Panel:
 @dataclass(frozen=True)
 class PaperNumber:
     curve: str
-    key: str                     # a final metric (see FINAL)
+    key: str                     # a final metric, as in Figure.final
     low: float
     high: float                  # = low for a single value
     source: str                  # where it comes from, and whether it is confirmed
@@ -38,10 +41,12 @@ class PaperNumber:
 @dataclass(frozen=True)
 class Figure:
     title: str
-    curve: object                # config -> the job's curve label
+    curve: Callable[[DictConfig], str]   # a job's config -> its curve's label
     group_by: tuple[str, ...]    # the config keys the curve label comes from (W&B grouping)
     panels: tuple[Panel, ...]
-    final: tuple[str, ...] = ("test/acc",)   # the table's metrics (see FINAL)
+    # the table's metrics: keys of summary.json (else the last record's), or
+    # train/epoch_loss_last5, the mean training loss of the last 5 epochs
+    final: tuple[str, ...] = ("test/acc",)
     facet: str | None = None     # a config key: one copy of the panels for each of its values
     sweep: str | None = None     # a config key: the x axis of every panel (a sweep figure)
     paper: tuple[PaperNumber, ...] = ()
@@ -117,8 +122,7 @@ FIGURES = {
         "Paper A's toy example: WD only, BN only, BN + WD",
         curve=lambda cfg: "toy", group_by=(),
         panels=(Panel("0-1 error (max over each window)",
-                      tuple(f"{c}/error_max" for c in CASES), "0-1 error", log_y=True,
-                      x="step"),
+                      tuple(f"{c}/error_max" for c in CASES), "0-1 error", x="step"),
                 Panel("||w||", tuple(f"{c}/weight_norm" for c in CASES), "||w||",
                       log_y=True, x="step")),
         final=(*(f"{c}/error" for c in CASES), *(f"{c}/max_error_after_settling"
