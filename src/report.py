@@ -13,6 +13,11 @@ import shlex
 import sys
 from pathlib import Path
 
+import wandb
+import wandb_workspaces.reports.v2 as wr
+from pydantic import TypeAdapter
+from wandb_workspaces import expr
+
 from src.errors import UserError
 from src.figures import curves, figure_of, load_jobs, setting
 from src.figures.catalog import Figure, Panel
@@ -22,8 +27,6 @@ IN_WANDB = {"train/epoch_loss_last5": "train/epoch_loss"}
 
 
 def _panel(figure: Figure, panel: Panel):
-    import wandb_workspaces.reports.v2 as wr
-
     if figure.sweep:  # final values against a config value, a point a run
         return wr.ScatterPlot(title=panel.title, x=wr.Config(figure.sweep),
                               y=wr.SummaryMetric(IN_WANDB.get(panel.keys[0], panel.keys[0])),
@@ -35,9 +38,6 @@ def _panel(figure: Figure, panel: Panel):
 
 def build_report(sweep_dir: Path, entity: str, project: str):
     """The report object of a grid (built offline: nothing is sent)."""
-    import wandb_workspaces.reports.v2 as wr
-    from wandb_workspaces import expr
-
     jobs = load_jobs(sweep_dir)
     name, figure = figure_of(jobs, sweep_dir)
     group = jobs[0].config.logger.group
@@ -99,16 +99,11 @@ def main(argv=None) -> int:
 
 
 def _to_json(report) -> str:
-    import wandb_workspaces.reports.v2 as wr
-    from pydantic import TypeAdapter
-
     return TypeAdapter(wr.Report).dump_json(report, indent=2).decode() + "\n"
 
 
 def publish(sweep_dir: Path, logger) -> str:
     """Save the report on the W&B server; its URL."""
-    import wandb
-
     try:
         entity = logger.entity or wandb.Api().default_entity
         report = build_report(sweep_dir, entity, logger.project)
