@@ -12,7 +12,6 @@ from hydra.experimental.callback import Callback
 
 from src.engine.run_folder import DONE
 from src.errors import UserError
-from src.figures import draw
 
 
 def _check_writable(key: str, folder: str) -> None:
@@ -71,6 +70,8 @@ class RunFolders(Callback):
     def on_multirun_end(self, config, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         if config.get("figure"):
+            from src.figures import draw  # matplotlib: about 1 s, paid by figure grids only
+
             try:
                 paths = draw(sweep_dir)
                 print(f"figure of {sweep_dir}: " + ", ".join(p.name for p in paths))
