@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 
 from src.config import compose_config
+from src.engine.build import build
 from src.engine.loop import fit
 from src.tracking.records import Recorder
-from src.train import build
 
 
 def time_run(cfg, device, log_every: int) -> float:

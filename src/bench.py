@@ -25,6 +25,9 @@ What is measured (PreResNet32, CIFAR-shaped synthetic images, batch 128; medians
 * images/s of fit in fp32 eager (the run of overhead_ratio) and in the fast mode
   (trainer.precision=bf16, trainer.channels_last=true, trainer.compile=true), and the time of
   a CIFAR-10 epoch (50,000 images) extrapolated from the time per step.
+* resolution_speedup: ms/step of fit on 3x32x32 images (the run of overhead_ratio) over
+  ms/step on 3x8x8 images, the embedded digits' own size (the PreResNets' stages then run at
+  8, 4 and 2 pixels instead of 32, 16 and 8).
 
 Every contender is warmed up (and compiled) before the first timed round. Timings depend on
 what else the machine runs: compare numbers from one run, not across runs.
@@ -46,9 +49,9 @@ import torch.nn.functional as F
 
 from src.config import compose_config
 from src.data import build_data
+from src.engine.build import build
 from src.engine.loop import fit
 from src.tracking.records import Recorder
-from src.train import build
 
 BATCH = 128
 CIFAR_EPOCH = 50_000
@@ -162,12 +165,14 @@ def measure(args, device: torch.device) -> dict:
     fast = FAST_MODE + [f"trainer.compile={'false' if args.no_compile else 'true'}"]
     bare = BareRun(training_config(device, args.steps), device)
     eager = FitRun(training_config(device, args.steps), device)
+    small = FitRun(training_config(device, args.steps, "dataset.image_size=8"), device)
     fast_run = FitRun(training_config(device, args.steps, *fast), device)
     tensor_loader, standard = loaders(args.images, device, args.workers)
     epochs = iter(range(args.rounds + 1))  # a new epoch (order, augmentation) each pass
     contenders = {
         "bare": bare.seconds_per_step,
         "fit": eager.seconds_per_step,
+        "fit_8px": small.seconds_per_step,
         "fast": fast_run.seconds_per_step,
         "tensor_loader": lambda _: images_per_second(tensor_loader.epoch(next(epochs)), device),
         "torchvision": lambda _: images_per_second(standard.epoch(0), device),
@@ -193,6 +198,8 @@ def measure(args, device: torch.device) -> dict:
         "fp32_epoch_s": m["fit"] * steps_per_epoch,
         "fast_epoch_s": m["fast"] * steps_per_epoch,
         "fast_speedup": m["fit"] / m["fast"],
+        "fit_8px_ms_per_step": m["fit_8px"] * 1e3,
+        "resolution_speedup": m["fit"] / m["fit_8px"],
         "fast_mode": {"precision": "bf16", "channels_last": True, "compile": not args.no_compile},
         "model": "preresnet32", "batch_size": BATCH, "steps": args.steps, "rounds": args.rounds,
         "images": args.images, "workers": args.workers,
@@ -227,6 +234,11 @@ def table(r: dict) -> str:
         f"epoch {r['fp32_epoch_s']:.1f} s",
         f"  {fast:<32} {r['fast_images_per_s']:10,.0f} images/s, epoch {r['fast_epoch_s']:.1f} s",
         f"  fast mode speedup                {r['fast_speedup']:10.2f}",
+        "",
+        "(d) one update of fit, fp32, by image size (the embedded digits are 8x8)",
+        f"  3x32x32                          {r['fit_ms_per_step']:10.1f} ms/step",
+        f"  3x8x8                            {r['fit_8px_ms_per_step']:10.1f} ms/step",
+        f"  resolution speedup               {r['resolution_speedup']:10.2f}",
     ]
     return "\n".join(lines)
 

@@ -1,7 +1,6 @@
 """Hydra callbacks (conf/config.yaml, hydra.callbacks): checks before a launch; after a grid, its
 figure (for experiment=fig_*) and the status of its jobs."""
 
-import json
 import os
 import sys
 from collections import Counter
@@ -10,8 +9,8 @@ from pathlib import Path
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 
-from src.engine.run_folder import DONE
 from src.errors import UserError
+from src.tracking.run_format import FINAL, SUMMARY, read_summary
 
 
 def _check_writable(key: str, folder: str) -> None:
@@ -43,18 +42,18 @@ def _check_figure_grid(config) -> None:
 def grid_status(sweep_dir: Path) -> tuple[str, bool]:
     """A report of every job folder under sweep_dir, and whether any job failed."""
     counts, lines = Counter(), []
-    for path in sorted(Path(sweep_dir).rglob("summary.json")):
+    for path in sorted(Path(sweep_dir).rglob(SUMMARY)):
         try:
-            summary = json.loads(path.read_text())
-        except ValueError:
-            summary = {"status": "failed", "error": "summary.json is not valid JSON"}
+            summary = read_summary(path.parent)
+        except UserError:
+            summary = {"status": "failed", "error": f"{SUMMARY} is not valid JSON"}
         status = summary.get("status", "unknown")
         counts[status] += 1
-        if status not in DONE:
+        if status not in FINAL:
             job = path.parent.relative_to(sweep_dir)
             lines.append(f"  {status:<11} {job}: {summary.get('error', '')}")
     report = f"grid {sweep_dir}: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-                                       or "no job has a summary.json")
+                                       or f"no job has a {SUMMARY}")
     return "\n".join([report, *lines]), counts["failed"] > 0
 
 

@@ -3,8 +3,6 @@
 Hydra already refuses unknown keys and config-group options; this catches bad values.
 """
 
-import math
-import numbers
 from pathlib import Path
 
 import timm
@@ -14,15 +12,19 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
-from src.data import DATASETS
-from src.engine.run_folder import NOT_IDENTITY
+from src.checks import is_integer, is_number
+from src.data import DATASETS, check_dataset
+from src.engine.build import DTYPES, TASKS
+from src.engine.step import COMPILE_BACKENDS
 from src.errors import UserError
-from src.optim.schedules import SCHEDULES
+from src.models import NORMS
+from src.optim.schedules import BASE_OF, PLAIN, SCHEDULES
 from src.theory.explr import NoRealAlpha, alpha_star
+from src.tracking.run_format import NOT_IDENTITY
+from src.tracking.wandb_sink import LOGGER_KINDS
 
-NORMS = ("bn", "gn", "ln", "in", "none")
-COMPILE_BACKENDS = ("inductor", "aot_eager", "eager", "cudagraphs")
 CONF = Path(__file__).resolve().parents[1] / "conf"
+DEVICES = ("auto", "cpu", "cuda")
 
 
 # Keys that name nothing a grid computes: left out of a figure grid's folder names.
@@ -56,6 +58,8 @@ def grid_folder_names(overrides, swept, part: str) -> str:
 
 
 OmegaConf.register_new_resolver("grid_folder", grid_folder_names, replace=True)
+# Hydra's job folder names leave out the keys that do not change a run's numbers.
+OmegaConf.register_new_resolver("not_identity", lambda: list(NOT_IDENTITY), replace=True)
 # ${ratio:a,b} = a / b, e.g. the step factor that takes a swept LR to a common one.
 OmegaConf.register_new_resolver("ratio", lambda a, b: a / b, replace=True)
 
@@ -67,12 +71,6 @@ def compose_config(overrides=(), config_name: str = "config") -> DictConfig:
         return compose(config_name, overrides=list(overrides))
 
 
-def _number(v) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _integer(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _one_of(options):
@@ -80,25 +78,27 @@ def _one_of(options):
 
 
 CHECKS = {
-    "task": _one_of(("train", "toy_wd_bn")),
-    "seed": (lambda v: _integer(v) and v >= 0, "an integer >= 0"),
-    "optimizer.lr": (lambda v: _number(v) and v > 0, "a number > 0"),
-    "optimizer.weight_decay": (lambda v: _number(v) and v >= 0, "a number >= 0"),
-    "optimizer.rest_lr": (lambda v: _number(v) and v >= 0, "a number >= 0"),
-    "optimizer.rest_weight_decay": (lambda v: _number(v) and v >= 0, "a number >= 0"),
-    "optimizer.momentum": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
-    "trainer.epochs": (lambda v: _integer(v) and v > 0, "an integer > 0"),
-    "trainer.batch_size": (lambda v: _integer(v) and v > 0, "an integer > 0"),
-    "trainer.log_every_n_steps": (lambda v: _integer(v) and v > 0, "an integer > 0"),
-    "trainer.max_steps": (lambda v: v is None or (_integer(v) and v > 0), "null or an integer > 0"),
-    "trainer.device": _one_of(("auto", "cpu", "cuda")),
-    "trainer.precision": _one_of(("fp32", "fp64", "bf16")),
-    "trainer.renormalize_above": (lambda v: v is None or (_number(v) and v > 0),
+    "task": _one_of(TASKS),
+    "seed": (lambda v: is_integer(v) and v >= 0, "an integer >= 0"),
+    "optimizer.lr": (lambda v: is_number(v) and v > 0, "a number > 0"),
+    "optimizer.weight_decay": (lambda v: is_number(v) and v >= 0, "a number >= 0"),
+    "optimizer.rest_lr": (lambda v: is_number(v) and v >= 0, "a number >= 0"),
+    "optimizer.rest_weight_decay": (lambda v: is_number(v) and v >= 0, "a number >= 0"),
+    "optimizer.momentum": (lambda v: is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "trainer.epochs": (lambda v: is_integer(v) and v > 0, "an integer > 0"),
+    "trainer.batch_size": (lambda v: is_integer(v) and v > 0, "an integer > 0"),
+    "trainer.log_every_n_steps": (lambda v: is_integer(v) and v > 0, "an integer > 0"),
+    "trainer.max_steps": (lambda v: v is None or (is_integer(v) and v > 0),
+                          "null or an integer > 0"),
+    "trainer.device": _one_of(DEVICES),
+    "trainer.precision": _one_of(tuple(DTYPES)),
+    "trainer.renormalize_above": (lambda v: v is None or (is_number(v) and v > 0),
                                   "null or a number > 0"),
-    "trainer.bn_recalibration_batches": (lambda v: _integer(v) and v >= 0, "an integer >= 0"),
-    "trainer.checkpoint_every_n_epochs": (lambda v: v is None or (_integer(v) and v > 0),
+    "trainer.renormalize_every_n_steps": (lambda v: is_integer(v) and v > 0, "an integer > 0"),
+    "trainer.bn_recalibration_batches": (lambda v: is_integer(v) and v >= 0, "an integer >= 0"),
+    "trainer.checkpoint_every_n_epochs": (lambda v: v is None or (is_integer(v) and v > 0),
                                           "null or an integer > 0"),
-    "trainer.checkpoint_every_n_steps": (lambda v: v is None or (_integer(v) and v > 0),
+    "trainer.checkpoint_every_n_steps": (lambda v: v is None or (is_integer(v) and v > 0),
                                          "null or an integer > 0"),
     "trainer.resume": (lambda v: isinstance(v, str) and v != "",
                        "auto, never or the path of a checkpoint file"),
@@ -112,9 +112,9 @@ CHECKS = {
                    "a timm model name (preresnet20/32/56/110 or any of timm.list_models())"),
     "model.norm": (lambda v: v is None or v in NORMS, "null (the model's own) or one of "
                    + ", ".join(NORMS)),
-    "model.gn_groups": (lambda v: _integer(v) and v > 0, "an integer > 0"),
+    "model.gn_groups": (lambda v: is_integer(v) and v > 0, "an integer > 0"),
     "schedule.name": _one_of(SCHEDULES),
-    "logger.kind": _one_of(("wandb", "none")),
+    "logger.kind": _one_of(LOGGER_KINDS),
 }
 
 
@@ -123,22 +123,24 @@ def validate(cfg) -> None:
         value = OmegaConf.select(cfg, key, throw_on_missing=False)
         if not ok(value):
             raise UserError(f"{key}={value!r} is not allowed: use {allowed}")
+    check_dataset(cfg.dataset)
     if cfg.model.scale_invariant and cfg.model.norm == "none":
         raise UserError("model.scale_invariant=true needs a norm layer: model.norm=none has none")
     schedule = cfg.schedule
     base = schedule.get("base") if schedule.name == "equivalent" else schedule.name
-    if schedule.name == "equivalent" and base not in ("constant", "step", "cosine"):
-        raise UserError(f"schedule.base={base!r} is not allowed: use one of constant, step, cosine")
+    if schedule.name == "equivalent" and base not in PLAIN:
+        raise UserError(f"schedule.base={base!r} is not allowed: use one of {', '.join(PLAIN)}")
     if base in ("step", "texp", "instant_decay"):
         milestones = schedule.milestones
-        if not all(_number(m) and m > 0 for m in milestones) or list(milestones) != sorted(
+        if not all(is_number(m) and m > 0 for m in milestones) or list(milestones) != sorted(
                 milestones):
             raise UserError(f"schedule.milestones={list(milestones)} must be increasing epochs > 0")
-        if not (_number(schedule.factor) and 0 < schedule.factor <= 1):
+        if not (is_number(schedule.factor) and 0 < schedule.factor <= 1):
             raise UserError(f"schedule.factor={schedule.factor!r} must be a number in (0, 1]")
-    if base == "cosine" and not (_number(schedule.final_ratio) and 0 <= schedule.final_ratio <= 1):
+    ratio = schedule.get("final_ratio")
+    if base == "cosine" and not (is_number(ratio) and 0 <= ratio <= 1):
         raise UserError(f"schedule.final_ratio={schedule.final_ratio!r} must be in [0, 1]")
-    if schedule.name in ("exp", "texp", "instant_decay"):
+    if schedule.name in BASE_OF:  # the exponential schedules: they need a real alpha
         opt = cfg.optimizer
         try:
             alpha_star(opt.lr, opt.weight_decay, opt.momentum)

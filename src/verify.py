@@ -2,7 +2,9 @@
 
 For each pair a scale-invariant network is trained twice from the same init on the same
 batches: with weight decay under a plain schedule, and as its no-weight-decay twin, corrected
-(exact) and uncorrected. After every update it records
+(exact) and uncorrected, each by the train step that trains every run (src/engine/step.py:
+the trainer's precision, channels_last and overflow guard apply; exact only in float64).
+After every update it records
   max_rel_param_dev   ||theta~_t - c_t theta_t|| / ||c_t theta_t||
   max_abs_output_dev  max |f~_t(x) - f_t(x)| on a fixed batch (train-mode norms)
 and writes equivalence.json in the run folder.
@@ -15,13 +17,13 @@ from pathlib import Path
 
 import hydra
 import torch
-import torch.nn.functional as F
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from src.config import resolve_device, validate
+from src.engine.build import build
+from src.engine.step import TrainStep, autocast
 from src.errors import UserError
-from src.train import build
 
 log = logging.getLogger(__name__)
 
@@ -44,25 +46,26 @@ def with_schedule(cfg: DictConfig, schedule: dict) -> DictConfig:
 def lockstep(cfg: DictConfig, reference: dict, twins: dict[str, dict], device) -> dict:
     runs = {}
     for name, schedule in {"reference": reference, **twins}.items():
-        data, model, optimizer, plan = build(with_schedule(cfg, schedule), device)
-        si = next(g["params"] for g in optimizer.param_groups if g["name"] == "scale_invariant")
-        runs[name] = (model, optimizer, plan, si)
+        run_cfg = with_schedule(cfg, schedule)
+        data, model, optimizer, plan = build(run_cfg, device)
+        runs[name] = TrainStep(model.train(), optimizer, plan, run_cfg.trainer, device)
     probe = next(data.test.epoch(0))[0][: cfg.verify.probe_size]
     worst = {name: {"max_rel_param_dev": 0.0, "max_abs_output_dev": 0.0} for name in twins}
     step = 0
     for epoch in range(cfg.trainer.epochs):
-        for x, y in data.train.epoch(epoch):
+        for i, (x, y) in enumerate(data.train.epoch(epoch)):
             outputs, weights = {}, {}
-            for name, (model, optimizer, plan, si) in runs.items():
-                plan.apply(optimizer, step)
-                optimizer.zero_grad(set_to_none=True)
-                F.cross_entropy(model.train()(x), y).backward()
-                optimizer.step()
-                weights[name] = torch.cat([p.detach().flatten() for p in si])
-                with torch.no_grad():
-                    outputs[name] = model(probe)
+            for name, train_step in runs.items():
+                train_step(x, y, step, epoch + i / len(data.train))
+                si = train_step.guard.group["params"]
+                # the weights of the process, not of their renormalised representation
+                weights[name] = torch.cat([p.detach().flatten() for p in si]
+                                          ) / train_step.guard.scale
+                with torch.no_grad(), autocast(device, cfg.trainer.precision):
+                    outputs[name] = train_step.model(probe).double()
             for name in twins:
-                scaled = runs[name][2].groups["scale_invariant"].scale[step] * weights["reference"]
+                scaled = runs[name].schedule.groups["scale_invariant"].scale[step] * weights[
+                    "reference"]
                 param_dev = ((weights[name] - scaled).norm() / scaled.norm()).item()
                 output_dev = (outputs[name] - outputs["reference"]).abs().max().item()
                 record = worst[name]

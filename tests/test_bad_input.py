@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from src.config import compose_config
-from src.train import train
+from src.engine.run import train
 from tests.conftest import TINY, write_image_folder
 
 RECORDS = ("config.yaml", "metadata.json", "metrics.jsonl", "summary.json",

@@ -8,7 +8,8 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
-from src.data import build_data, sources
+from src.config import compose_config
+from src.data import build_data, check_dataset, sources
 from src.data.loaders import random_crop
 from src.errors import UserError
 
@@ -19,13 +20,39 @@ def load(cfg, seed=0, batch_size=64, dtype=torch.float32):
     return build_data(cfg.dataset, batch_size=batch_size, seed=seed, device=CPU, dtype=dtype)
 
 
-def test_digits_split_is_fixed_and_cifar_shaped():
+def test_digits_split_is_fixed_at_their_own_8x8_pixels():
     (x_train, y_train), (x_test, y_test) = sources.digits()
-    assert x_train.shape == (1437, 3, 32, 32) and x_test.shape == (360, 3, 32, 32)
+    assert x_train.shape == (1437, 3, 8, 8) and x_test.shape == (360, 3, 8, 8)
     assert x_train.dtype == torch.uint8 and x_train.max() == 255
     assert set(y_test.tolist()) == set(range(10))
     (again, _), _ = sources.digits()
     assert torch.equal(x_train, again)
+    # scikit-learn's pixels (0..16), scaled to 0..255 and nothing else, in 3 equal channels
+    from collections import Counter
+
+    from sklearn.datasets import load_digits
+    expected = (torch.from_numpy(load_digits().images) * (255 / 16)).round().to(torch.uint8)
+    ours = torch.cat([x_train, x_test])
+    assert torch.equal(ours[:, 0], ours[:, 2])
+    assert Counter(bytes(i.numpy()) for i in ours[:, 0]) == Counter(
+        bytes(i.numpy()) for i in expected)
+    (big, y_big), _ = sources.digits(size=32)
+    assert big.shape == (1437, 3, 32, 32) and torch.equal(y_big, y_train)
+
+
+def test_digits_run_through_the_cifar_nets_at_8x8():
+    """PreResNet's stages at 8, 4 and 2 pixels; the default config builds that way."""
+    from src.models import build_model
+
+    cfg = compose_config(["logger=none"])
+    data = build_data(cfg.dataset, batch_size=32, seed=0, device=CPU, dtype=torch.float32)
+    assert data.input_shape == (3, 8, 8) and cfg.model.name == "preresnet32"
+    model = build_model(cfg.model, data.num_classes)
+    sizes = []
+    for stage in model.stages:
+        stage.register_forward_hook(lambda m, i, out: sizes.append(out.shape[-1]))
+    x, _ = next(data.train.epoch(0))
+    assert model(x).shape == (32, 10) and sizes == [8, 4, 2]
 
 
 def batches(loader, epoch):
@@ -152,10 +179,51 @@ def test_fp64_inputs(tiny_cfg):
 
 def test_config_mean_std_match_digits():
     cfg = OmegaConf.load("conf/dataset/digits.yaml")
-    (x, _), _ = sources.digits()
-    # the config holds them to 4 decimals
-    assert x.float().div(255).mean().item() == pytest.approx(cfg.mean[0], abs=1e-4)
-    assert x.float().div(255).std().item() == pytest.approx(cfg.std[0], abs=1e-4)
+    (x, _), _ = sources.digits(cfg.test_fraction, cfg.split_seed, cfg.image_size)
+    x = x.double().div(255)
+    # the config holds the measured values rounded to 4 decimals, the same in every channel
+    assert cfg.mean == [round(x.mean().item(), 4)] * 3
+    assert cfg.std == [round(x.std().item(), 4)] * 3
+
+
+@pytest.mark.parametrize("override, words", [
+    ("dataset.image_size=0", "dataset.image_size=0 is not allowed: use an integer >= 1"),
+    ("dataset.image_size=-8", "dataset.image_size=-8 is not allowed: use an integer >= 1"),
+    ("dataset.image_size=8.5", "dataset.image_size=8.5 is not allowed: use an integer >= 1"),
+    ("dataset.test_fraction=1.5", "dataset.test_fraction=1.5 is not allowed: use a number in "
+                                  "(0, 1)"),
+    ("dataset.test_fraction=0", "dataset.test_fraction=0 is not allowed"),
+    ("dataset.train_subset=0", "dataset.train_subset=0 is not allowed: use null (all) or an "
+                               "integer >= 1"),
+    ("dataset.train_subset=-5", "dataset.train_subset=-5 is not allowed"),
+    ("dataset.split_seed=-1", "dataset.split_seed=-1 is not allowed: use an integer >= 0"),
+    ("dataset.crop_padding=-1", "dataset.crop_padding=-1 is not allowed: use an integer >= 0"),
+    ("dataset.flip=1", "dataset.flip=1 is not allowed: use true or false"),
+    ("dataset.loader=gpu", "dataset.loader='gpu' is not allowed: use device or torch"),
+    ("dataset.num_workers=-2", "dataset.num_workers=-2 is not allowed"),
+    ("dataset.std=[0.3,0,0.3]", "dataset.std=[0.3, 0, 0.3] is not allowed: use a list of 3 "
+                                "numbers > 0"),
+    ("dataset.mean=[0.3]", "dataset.mean=[0.3] is not allowed: use a list of 3 numbers"),
+    ("dataset.num_classes=5", "dataset.num_classes=5 is not allowed: digits has 10 classes"),
+    ("dataset=synthetic dataset.num_train=0", "dataset.num_train=0 is not allowed"),
+    ("dataset=cifar10 dataset.download=maybe", "dataset.download='maybe' is not allowed"),
+])
+def test_bad_dataset_values_are_one_clear_error(override, words):
+    cfg = compose_config(["logger=none", *override.split()])
+    with pytest.raises(UserError) as error:
+        check_dataset(cfg.dataset)
+    assert words in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("dataset", ["digits", "synthetic", "cifar10", "cifar100", "imagenet"])
+def test_every_dataset_config_passes_its_checks(dataset):
+    check_dataset(compose_config([f"dataset={dataset}"]).dataset)
+
+
+def test_a_split_without_every_class_is_one_clear_error():
+    with pytest.raises(UserError, match="dataset.test_fraction=0.001 must leave at least one "
+                                        "image of each class in both splits"):
+        sources.digits(test_fraction=0.001)
 
 
 def test_torchvision_path_gives_the_same_kind_of_batches(tiny_cfg):

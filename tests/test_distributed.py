@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from src.tracking.records import read_metrics
+from src.tracking.run_format import read_metrics
 from tests.conftest import ROOT
 
 # GroupNorm: no batch statistics, so 2 processes of 16 images compute the same update as 1 of 32.

@@ -2,6 +2,7 @@
 with its figure and table; the figure code reads records only; the W&B report spec is written
 offline."""
 
+import functools
 import json
 import math
 import runpy
@@ -15,6 +16,8 @@ from src.config import compose_config, grid_folder_names
 from src.figures import draw, load_jobs, series
 from src.figures.__main__ import main as figures_main
 from src.figures.catalog import FIGURES
+from src.figures.claims import where
+from src.figures.tables import CHECKS
 from src.report import main as report_main
 from tests.conftest import EXPERIMENTS, TINY
 
@@ -35,12 +38,14 @@ FIG_OVERRIDES = {
     "fig_toy": ["toy.steps=4", "toy.log_every=2", "toy.quadrature_points=8"],
     "fig_auto_rate": [*STEPS, "seed=0,1", "optimizer.lr=0.1,1e6", "auto_rate=sgd,no_norm"],
 }
+# budget=mini composes and runs the same jobs: fewer of them are enough to show it.
+MINI_FEWER_JOBS = {"seed=0,1": "seed=0", "model.norm=bn,gn": "model.norm=gn"}
 
 
-def run_grid(experiment: str, overrides, monkeypatch, tmp_path):
+def run_grid(experiment: str, overrides, monkeypatch, tmp_path, tiny=TINY):
     """`python -m src.train +experiment=... OVERRIDES` in tmp_path, in this process."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["src/train.py", f"+experiment={experiment}", *TINY,
+    monkeypatch.setattr(sys, "argv", ["src/train.py", f"+experiment={experiment}", *tiny,
                                       *overrides])
     runpy.run_module("src.train", run_name="__main__")
     (sweep_dir,) = (tmp_path / "outputs" / "multirun" / experiment).iterdir()
@@ -62,16 +67,25 @@ def test_a_figure_grid_refuses_to_sweep_other_keys(monkeypatch, tmp_path, capfd)
 def test_every_figure_grid_has_a_test():
     assert set(FIG_OVERRIDES) == set(FIG_EXPERIMENTS), "give each fig_* config its overrides"
     assert set(FIG_EXPERIMENTS) == set(FIGURES), "each fig_* config needs a catalog entry"
+    assert set(CHECKS) <= set(FIGURES) and set(FIGURES) - set(CHECKS) == {"fig_instant_decay"}
 
 
 @pytest.mark.filterwarnings("ignore:'src.train' found in sys.modules")
+@pytest.mark.parametrize("budget", ["paper", "mini"])
 @pytest.mark.parametrize("experiment", FIG_EXPERIMENTS)
-def test_figure_grid_runs_and_draws(experiment, monkeypatch, tmp_path):
-    sweep_dir = run_grid(experiment, FIG_OVERRIDES[experiment], monkeypatch, tmp_path)
+def test_figure_grid_runs_and_draws(experiment, budget, monkeypatch, tmp_path):
+    overrides, tiny = FIG_OVERRIDES[experiment], TINY
+    if budget == "mini":  # the paper's epochs and milestones, mapped; max_steps cuts the run
+        overrides = [MINI_FEWER_JOBS.get(o, o) for o in overrides
+                     if not o.startswith("schedule.milestones=")]
+        tiny = [o for o in TINY if not o.startswith("trainer.epochs=")]
+    sweep_dir = run_grid(experiment, [*overrides, f"budget={budget}"], monkeypatch, tmp_path,
+                         tiny)
     figure = FIGURES[experiment]
     jobs = load_jobs(sweep_dir)
     assert jobs and all(job.status in ("completed", "diverged") for job in jobs)
     assert all(OmegaConf.select(job.config, "hydra") is None for job in jobs)
+    assert {job.config.budget.name for job in jobs} == {budget}
     with Image.open(sweep_dir / "figure.png") as image:
         assert image.width > 400 and image.height > 200
     assert (sweep_dir / "figure.pdf").read_bytes().startswith(b"%PDF")
@@ -80,27 +94,45 @@ def test_figure_grid_runs_and_draws(experiment, monkeypatch, tmp_path):
         assert figure.curve(job.config) in table
     for key in figure.final:
         assert f"| {key} |" in table
+    # two steps decide few claims: each is measured or says why not, none crashes
+    found = json.loads((sweep_dir / "table.json").read_text())["claims"]
+    assert [c["name"] for c in found] == [c.name for c in CHECKS.get(experiment, ())]
+    for claim in found:
+        assert claim["holds"] in (True, False, None)
+        assert (claim["holds"] is True) == (claim["why"] == "")
+        assert claim["holds"] is not None or claim["why"].startswith("n/a: ")
     if experiment == "fig_auto_rate":  # LR 1e6 without normalisation diverges: counted, no value
+        seeds = len(where(jobs, "seed", 1)) and 2 or 1
         rows = [line for line in table.splitlines()
                 if line.startswith("| no normalisation, optimizer.lr=1000000.0 | test/acc")]
-        assert rows and "| — | 2/2 |" in rows[0], rows
+        assert rows and f"| — | {seeds}/{seeds} |" in rows[0], rows
+
+
+@functools.cache
+def _config_yaml(name: str, overrides: tuple) -> str:
+    # The group is set here: outside a Hydra launch there are no overrides to name it by.
+    cfg = compose_config([f"+experiment={name}", f"logger.group={name}/paper", *overrides])
+    return OmegaConf.to_yaml(cfg, resolve=True)
+
+
+def write_job(folder, name: str, overrides, records, summary):
+    """A job folder written by hand: config.yaml, metrics.jsonl and summary.json."""
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text(_config_yaml(name, tuple(overrides)))
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (folder / "summary.json").write_text(json.dumps(summary))
+    return folder
 
 
 def fake_grid(root, name="fig_texp_vs_step", overrides=(), jobs=None):
-    """Job folders written by hand: config.yaml, metrics.jsonl and summary.json."""
+    """A grid of Step Decay and TEXP jobs with the given test accuracies per epoch."""
     jobs = jobs or {("step", 0): [0.5, 0.7], ("step", 1): [0.6, 0.8], ("texp", 0): [0.4, 0.9]}
     for (schedule, seed), accs in jobs.items():
-        folder = root / f"schedule={schedule},seed={seed}"
-        folder.mkdir(parents=True)
-        # The group is set here: outside a Hydra launch there are no overrides to name it by.
-        cfg = compose_config([f"+experiment={name}", f"schedule={schedule}", f"seed={seed}",
-                              f"logger.group={name}/paper", *overrides])
-        (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
         records = [{"step": 10 * (i + 1), "epoch": i + 1.0, "test/acc": acc, "lr": 0.1,
                     "si/angular_update_epoch": 0.3} for i, acc in enumerate(accs)]
-        (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-        (folder / "summary.json").write_text(json.dumps(
-            {"status": "completed", "test/acc": accs[-1], "si/angular_update_epoch": 0.3}))
+        write_job(root / f"schedule={schedule},seed={seed}", name,
+                  [f"schedule={schedule}", f"seed={seed}", *overrides], records,
+                  {"status": "completed", "test/acc": accs[-1], "si/angular_update_epoch": 0.3})
     return root
 
 

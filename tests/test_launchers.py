@@ -16,8 +16,8 @@ def test_submitit_local_multirun(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     summaries = sorted(tmp_path.glob("*/summary.json"))
     assert [p.parent.name for p in summaries] == [
-        "dataset=synthetic,logger=none,seed=0,trainer.max_steps=2",
-        "dataset=synthetic,logger=none,seed=1,trainer.max_steps=2"]
+        "dataset=synthetic,seed=0,trainer.max_steps=2",
+        "dataset=synthetic,seed=1,trainer.max_steps=2"]
     for path in summaries:
         summary = json.loads(path.read_text())
         assert summary["status"] == "completed" and summary["steps"] == 2

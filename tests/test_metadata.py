@@ -6,7 +6,7 @@ import subprocess
 
 import torch
 
-from src.train import train
+from src.engine.run import train
 from tests.conftest import ROOT
 
 

@@ -8,10 +8,10 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from src.engine.metrics import ScaleInvariantMonitor, angle, weight_metrics
+from src.engine.run import train
 from src.models import build_model
 from src.models.factory import NEGLIGIBLE_EPS, set_norm_eps
-from src.tracking.records import read_metrics
-from src.train import train
+from src.tracking.run_format import read_metrics
 
 
 @pytest.mark.parametrize("theta", [math.pi / 2, 0.3, 1e-4, 1e-8])

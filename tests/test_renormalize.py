@@ -4,10 +4,11 @@ import math
 
 import pytest
 
-from src.tracking.records import read_metrics
-from src.train import train
+from src.engine.run import train
+from src.tracking.run_format import read_metrics
 
-SMALL = ["model=preresnet20", "dataset.num_train=64", "trainer.log_every_n_steps=1"]
+SMALL = ["model=preresnet20", "dataset.num_train=64", "trainer.log_every_n_steps=1",
+         "trainer.renormalize_every_n_steps=1"]
 
 
 def test_renormalisation_changes_no_function_in_float64(tiny_cfg, tmp_path):
@@ -52,8 +53,8 @@ def test_projected_sgd_keeps_the_norm_of_every_invariant_set(tiny_cfg):
     import torch
     import torch.nn.functional as F
 
+    from src.engine.build import build
     from src.models import invariant_sets
-    from src.train import build
 
     ratios = {}
     for projected in (False, True):
@@ -79,3 +80,25 @@ def test_projected_sgd_keeps_the_norm_of_every_invariant_set(tiny_cfg):
     assert [len(s) for s in sets] == [1] * 9 + [12]
     torch.testing.assert_close(ratios[True], torch.ones_like(ratios[True]), rtol=1e-13, atol=0)
     assert ratios[False].min() > 1 and ratios[False].max() > 1.01
+
+
+def test_the_guard_acts_on_its_own_interval_not_the_logging_one(tiny_cfg):
+    """trainer.renormalize_every_n_steps alone sets when the guard looks: with logging off
+    (one record in 1000 updates) and a bound below the initial norm, it rescales after
+    updates 0 and 2 and leaves updates 1 and 3 alone."""
+    import torch
+
+    from src.engine.build import build
+    from src.engine.step import TrainStep
+
+    cfg = tiny_cfg("model=preresnet20", "dataset.num_train=64", "trainer.precision=fp64",
+                   "trainer.log_every_n_steps=1000", "trainer.renormalize_every_n_steps=2",
+                   "trainer.renormalize_above=1.0", "schedule=exp")
+    data, model, optimizer, schedule = build(cfg, torch.device("cpu"))
+    train_step = TrainStep(model.train(), optimizer, schedule, cfg.trainer, torch.device("cpu"))
+    scales = []
+    for t, (x, y) in enumerate(list(data.train.epoch(0))[:4]):
+        train_step(x, y, t, 0.0)
+        scales.append(train_step.guard.scale)
+    assert scales[0] != 1.0 and scales[1] == scales[0]
+    assert scales[2] != scales[1] and scales[3] == scales[2]

@@ -14,7 +14,7 @@ import torch
 from src.config import compose_config
 from src.data.loaders import TensorLoader
 from src.engine.preemption import Preempted
-from src.train import train
+from src.engine.run import train
 from tests.conftest import ROOT, TINY
 
 # fp64 on digits: 3 updates an epoch (+ 1 evaluation record), 12 in all, a record per update.
@@ -161,21 +161,22 @@ def test_divergence_is_data_and_keeps_the_last_good_checkpoint(tiny_cfg, tmp_pat
 
 
 def test_grid_relaunch_skips_done_jobs_and_lists_failed_ones(tmp_path):
-    def grid():
+    def grid(*logger):
         return subprocess.run(
-            [sys.executable, "-m", "src.train", "-m", "logger=none", "dataset=synthetic",
+            [sys.executable, "-m", "src.train", "-m", *logger, "dataset=synthetic",
              "trainer.max_steps=2", "optimizer.lr=0.1,-1", f"hydra.sweep.dir={tmp_path}"],
             cwd=ROOT, capture_output=True, text=True, timeout=600)
 
-    first = grid()
+    first = grid("logger=none")
     assert first.returncode == 1
     assert "1 completed, 1 failed" in first.stderr
     assert "optimizer.lr=-1" in first.stderr and "a number > 0" in first.stderr
     assert "Traceback" not in first.stderr
-    done = tmp_path / "dataset=synthetic,logger=none,optimizer.lr=0.1,trainer.max_steps=2"
+    # The logger changes no number: it is not in the job folder's name (run_format.NOT_IDENTITY)
+    done = tmp_path / "dataset=synthetic,optimizer.lr=0.1,trainer.max_steps=2"
     before = {p.name: p.stat().st_mtime_ns for p in done.iterdir() if p.is_file()}
 
-    second = grid()
+    second = grid()  # with the default logger: the same jobs, the same folders
     assert second.returncode == 1 and "1 completed, 1 failed" in second.stderr
     assert "nothing to do" in (done / "train.log").read_text()
     after = {p.name: p.stat().st_mtime_ns for p in done.iterdir() if p.is_file()}

@@ -5,9 +5,10 @@ visibly do not, which shows the check can fail."""
 import json
 
 import pytest
+import torch
 
-from src.config import compose_config
-from src.verify import PAIRS, verify
+from src.config import compose_config, validate
+from src.verify import PAIRS, lockstep, verify
 
 # 64 synthetic images, batch 32, three epochs: six updates in three LR phases.
 TINY = ["dataset=synthetic", "dataset.num_train=64", "dataset.num_test=32",
@@ -40,3 +41,21 @@ def test_corrected_twins_are_exact(result, pair):
 def test_uncorrected_twins_drift(result, pair):
     # Without kappa_1 (the momentum-buffer term) the first update alone is off by ~4.5e-4.
     assert result["pairs"][pair]["uncorrected"]["max_rel_param_dev"] > 1e-5
+
+
+@pytest.mark.parametrize("switches", [["trainer.channels_last=true"],
+                                      ["trainer.channels_last=true", "trainer.precision=bf16"]])
+def test_the_verifier_runs_the_training_step_with_its_speed_switches(switches):
+    """The verifier trains with the step that trains every run: with channels_last the float64
+    twins still agree to round-off; under bf16 autocast (8-bit mantissas) they part visibly."""
+    cfg = compose_config([*TINY, *switches], config_name="verify")
+    validate(cfg)
+    reference, twin = PAIRS["texp_vs_step_decay"]
+    worst, steps = lockstep(cfg, reference, {"corrected": {**twin, "momentum_correction": True}},
+                            torch.device("cpu"))
+    deviation = worst["corrected"]["max_rel_param_dev"]
+    assert steps == 6
+    if cfg.trainer.precision == "fp64":
+        assert deviation <= 1e-9
+    else:
+        assert 1e-6 < deviation < 1

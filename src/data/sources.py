@@ -14,22 +14,29 @@ from torchvision import datasets
 from src.errors import UserError
 
 Split = tuple[torch.Tensor, torch.Tensor]
+DIGITS_IMAGES = 1797  # scikit-learn's load_digits()
 
 
-def digits(test_fraction: float = 0.2, split_seed: int = 0, size: int = 32) -> tuple[Split, Split]:
-    """1797 handwritten digits, a fixed stratified split, upsampled to 3 x size x size."""
+def digits(test_fraction: float = 0.2, split_seed: int = 0, size: int = 8) -> tuple[Split, Split]:
+    """1797 handwritten digits, a fixed stratified split, as 3 x size x size images: their
+    own 8x8 pixels, or resized (bilinear) to another size."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
     bunch = load_digits()
     images = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1)  # values 0..16
-    images = F.interpolate(images, size=size, mode="bilinear", align_corners=False)
+    if size != images.shape[-1]:
+        images = F.interpolate(images, size=size, mode="bilinear", align_corners=False)
     images = (images * (255 / 16)).round().clamp(0, 255).to(torch.uint8).expand(-1, 3, -1, -1)
     labels = torch.tensor(bunch.target, dtype=torch.int64)
-    train_idx, test_idx = train_test_split(
-        torch.arange(len(labels)).numpy(), test_size=test_fraction,
-        random_state=split_seed, stratify=labels.numpy(),
-    )
+    try:
+        train_idx, test_idx = train_test_split(
+            torch.arange(len(labels)).numpy(), test_size=test_fraction,
+            random_state=split_seed, stratify=labels.numpy(),
+        )
+    except ValueError as e:  # a split too small to hold every class
+        raise UserError(f"dataset.test_fraction={test_fraction} must leave at least one image "
+                        f"of each class in both splits ({e})") from None
     train_idx, test_idx = torch.from_numpy(train_idx), torch.from_numpy(test_idx)
     return (images[train_idx].contiguous(), labels[train_idx]), (
         images[test_idx].contiguous(), labels[test_idx])

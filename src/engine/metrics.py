@@ -10,6 +10,8 @@ import math
 
 import torch
 
+from src.theory.equivalence import Rescaling
+
 
 def _dot(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
     return torch.stack([torch.vdot(x.flatten(), y.flatten()) for x, y in zip(a, b, strict=True)]
@@ -34,7 +36,8 @@ def weight_metrics(weights: list[torch.Tensor], grads: list[torch.Tensor], lr: f
     norms are reported for the nominal weights; the other metrics do not change."""
     w2, g2, wg = (_dot(a, b).item() for a, b in
                   ((weights, weights), (grads, grads), (weights, grads)))
-    lr, w2, g2 = lr / scale**2, w2 / scale**2, g2 * scale**2
+    nominal = Rescaling(scale).inverse()
+    lr, w2, g2 = lr * nominal.lr, w2 * nominal.weights**2, g2 * nominal.grad**2
     return {
         "weight_norm": math.sqrt(w2),
         "weight_norm_sq": w2,

@@ -1,41 +1,30 @@
 """A run folder's life across launches: start, resume from a checkpoint, or skip when done.
 
-A run folder holds one run: `config.yaml` (written at its start, never changed), `metadata.json`,
-`metrics.jsonl`, `summary.json`, `checkpoints/{last,previous}.pt` and `resumes.jsonl` (one line
-per resumed launch). Launching the same config into it again resumes or skips; a different
-config is refused, so no record is ever overwritten by a mistyped command.
+A run folder holds one run (its files: src/tracking/run_format.py). Launching the same config
+into it again resumes or skips; a different config is refused, so no record is ever
+overwritten by a mistyped command.
 """
 
 import fcntl
 import json
 import os
-import random
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from omegaconf import OmegaConf
 
 from src.errors import UserError
-
-CHECKPOINT_FORMAT = 1
-DONE = ("completed", "diverged")
-# Keys that do not change the run's numbers: they may differ between launches of one run.
-NOT_IDENTITY = ("logger", "trainer.resume", "trainer.device", "trainer.checkpoint_every_n_epochs",
-                "trainer.checkpoint_every_n_steps")
-
-
-def identity(cfg) -> dict:
-    """The config as plain data, without the keys in NOT_IDENTITY."""
-    config = OmegaConf.to_container(cfg, resolve=True)
-    for key in NOT_IDENTITY:
-        *parents, leaf = key.split(".")
-        node = config
-        for parent in parents:
-            node = node.get(parent, {})
-        node.pop(leaf, None)
-    return config
+from src.tracking.run_format import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINTS,
+    CONFIG,
+    FINAL,
+    METRICS,
+    SUMMARY,
+    identity,
+    read_summary,
+)
 
 
 def _flatten(tree, prefix="") -> dict:
@@ -87,25 +76,6 @@ class CorruptCheckpoint(UserError):
     pass
 
 
-def rng_state() -> dict:
-    """Every global random state, as types a weights-only checkpoint can hold."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    return {"torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
-            "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
-            "python": random.getstate()}
-
-
-def set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    if state["cuda"]:
-        torch.cuda.set_rng_state_all(state["cuda"])
-    kind, keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-    version, internal, gauss_next = state["python"]
-    random.setstate((version, tuple(internal), gauss_next))
-
-
 @dataclass
 class Start:
     """How a launch begins: `state` is the checkpoint to resume from (None: from scratch), read
@@ -118,7 +88,7 @@ class Start:
 class RunFolder:
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.checkpoints = self.path / "checkpoints"
+        self.checkpoints = self.path / CHECKPOINTS
         self._lock = None
         self.config = None  # the run's identity, set by start()
 
@@ -139,9 +109,9 @@ class RunFolder:
 
     def holds_records(self) -> bool:
         """True once the folder holds anything worth keeping: records, a checkpoint, a result."""
-        metrics = self.path / "metrics.jsonl"
+        metrics = self.path / METRICS
         summary = self.summary() or {}
-        return (any(self.checkpoints.glob("*.pt")) or summary.get("status") in DONE
+        return (any(self.checkpoints.glob("*.pt")) or summary.get("status") in FINAL
                 or (metrics.exists() and metrics.stat().st_size > 0))
 
     def start(self, cfg, resume: str) -> Start:
@@ -149,7 +119,7 @@ class RunFolder:
         a different config, or any when trainer.resume=never. Writes nothing, except the
         records a checkpoint of another folder brings along (trainer.resume=PATH)."""
         self.config = config = identity(cfg)
-        saved_config = self.path / "config.yaml"
+        saved_config = self.path / CONFIG
         if self.holds_records():
             if not saved_config.exists():
                 raise UserError(f"run folder {self.path} holds records but no config.yaml (an "
@@ -166,7 +136,7 @@ class RunFolder:
         if resume not in ("auto", "never"):
             return Start(state=self._from_path(Path(resume), config), path=Path(resume))
         summary = self.summary()
-        if summary and summary.get("status") in DONE:
+        if summary and summary.get("status") in FINAL:
             return Start(summary=summary)
         if resume == "never":
             return Start()
@@ -186,34 +156,27 @@ class RunFolder:
             if self.holds_records():
                 raise UserError(f"trainer.resume={path} belongs to another run folder, and "
                                 f"{self.path} holds records already: resume into a new folder")
-            metrics = source / "metrics.jsonl"
+            metrics = source / METRICS
             records = metrics.read_bytes()[:state["records_offset"]] if metrics.exists() else b""
             self.path.mkdir(parents=True, exist_ok=True)
-            atomic_write(self.path / "metrics.jsonl", lambda f: f.write(records))
+            atomic_write(self.path / METRICS, lambda f: f.write(records))
             state["records_offset"] = len(records)
         return state
 
     def write_config(self, cfg) -> None:
         """config.yaml: the run's full config, as it starts."""
-        atomic_write(self.path / "config.yaml",
+        atomic_write(self.path / CONFIG,
                      lambda f: f.write(OmegaConf.to_yaml(cfg, resolve=True).encode()))
 
     def record_failure(self, error: str) -> None:
         """A summary for a job that failed before it started, unless that would hide records."""
         if not self.holds_records():
             self.path.mkdir(parents=True, exist_ok=True)
-            atomic_write(self.path / "summary.json", lambda f: f.write(
+            atomic_write(self.path / SUMMARY, lambda f: f.write(
                 (json.dumps({"status": "failed", "error": error}, indent=2) + "\n").encode()))
 
     def summary(self) -> dict | None:
-        path = self.path / "summary.json"
-        try:
-            return json.loads(path.read_text())
-        except FileNotFoundError:
-            return None
-        except ValueError:
-            raise UserError(f"{path} is not valid JSON; move it away to resume this run"
-                            ) from None
+        return read_summary(self.path)
 
     def latest_checkpoint(self) -> tuple[dict | None, Path | None]:
         """The newest readable checkpoint and its path; a corrupt last.pt falls back to

@@ -53,8 +53,9 @@ class Figure:
     note: str = ""
 
 
-SCHEDULES = {"step": "Step Decay", "texp": "TEXP", "exp": "ExpLR", "cosine": "Cosine",
-             "equivalent": "exponential twin of cosine", "instant_decay": "ExpLR + instant decay"}
+SCHEDULES = {"step": "Step Decay", "texp": "TEXP", "exp": "ExpLR", "constant": "Constant LR + WD",
+             "cosine": "Cosine", "equivalent": "exponential twin of cosine",
+             "instant_decay": "ExpLR + instant decay"}
 AUTO_RATE = {"bn": "SGD", "none": "no normalisation"}
 
 # Keys' names in legends.

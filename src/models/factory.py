@@ -19,16 +19,20 @@ NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 NEGLIGIBLE_EPS = 1e-30  # far below any activation variance in float32 or float64
 
 
+# model.norm -> timm's `norm_layer` (given gn's group count); keyword-only partials, as timm's
+# factories need.
+NORM_LAYERS = {
+    "bn": lambda groups: "batchnorm2d",
+    "gn": lambda groups: functools.partial(GroupNorm, num_groups=groups),
+    "ln": lambda groups: "layernorm2d",
+    "in": lambda groups: functools.partial(nn.InstanceNorm2d, affine=True),
+    "none": lambda groups: nn.Identity,
+}
+NORMS = tuple(NORM_LAYERS)
+
+
 def norm_layer(norm: str, gn_groups: int = 8):
-    """timm `norm_layer` for a norm name; keyword-only partials, as timm's factories need."""
-    layers = {
-        "bn": "batchnorm2d",
-        "gn": functools.partial(GroupNorm, num_groups=gn_groups),
-        "ln": "layernorm2d",
-        "in": functools.partial(nn.InstanceNorm2d, affine=True),
-        "none": nn.Identity,
-    }
-    return layers[norm]
+    return NORM_LAYERS[norm](gn_groups)
 
 
 def norm_modules(model: nn.Module) -> list[nn.Module]:

@@ -1,13 +1,10 @@
 """torch SGD over two parameter groups: the scale-invariant weights and the rest."""
 
 import torch
+from torch.nn.utils import get_total_norm
 
 from src.errors import UserError
 from src.models import invariant_sets, split_parameters
-
-
-def _norm(tensors: list[torch.Tensor]) -> torch.Tensor:
-    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(tensors)))
 
 
 class ProjectedSGD(torch.optim.SGD):
@@ -21,10 +18,10 @@ class ProjectedSGD(torch.optim.SGD):
 
     @torch.no_grad()
     def step(self, closure=None):
-        norms = [_norm(tensors) for tensors in self.projected]
+        norms = [get_total_norm(tensors) for tensors in self.projected]
         loss = super().step(closure)
         for tensors, norm in zip(self.projected, norms, strict=True):
-            torch._foreach_mul_(tensors, norm / _norm(tensors))  # on the device: no sync
+            torch._foreach_mul_(tensors, norm / get_total_norm(tensors))  # on the device: no sync
         return loss
 
 

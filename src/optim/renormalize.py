@@ -10,6 +10,8 @@ whenever its norm exceeds a bound, bringing it back to its initial norm.
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from src.theory.equivalence import Rescaling
+
 
 class Renormalizer:
     def __init__(self, model, optimizer, above: float | None):
@@ -21,9 +23,9 @@ class Renormalizer:
                             and m.running_mean is not None]
         self.target = self.norm() if self.group else None
 
+    @torch.no_grad()
     def norm(self) -> float:
-        return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(self.group["params"]))
-                                        ).item()
+        return torch.nn.utils.get_total_norm(self.group["params"]).item()
 
     def check(self) -> bool:
         """Renormalise if the group's norm exceeds the bound; True if it did."""
@@ -32,17 +34,17 @@ class Renormalizer:
         norm = self.norm()
         if norm <= self.above:
             return False
-        c = self.target / norm
+        r = Rescaling(self.target / norm)
         with torch.no_grad():
             for p in self.group["params"]:
-                p.mul_(c)
+                p.mul_(r.weights)
                 buffer = self.optimizer.state.get(p, {}).get("momentum_buffer")
                 if buffer is not None:
-                    buffer.div_(c)
+                    buffer.mul_(r.momentum_buffer)
             # Every norm layer's input is homogeneous of degree 1 in the scale-invariant
             # weights, so BN's running statistics, used in evaluation, scale with them.
             for m in self.batch_norms:
-                m.running_mean.mul_(c)
-                m.running_var.mul_(c * c)
-        self.scale *= c
+                m.running_mean.mul_(r.weights)
+                m.running_var.mul_(r.weights**2)
+        self.scale *= r.c
         return True

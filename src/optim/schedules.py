@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from src.theory.equivalence import exact_ratios, momenta, quasi_static_ratios, twin
+from src.theory.equivalence import Rescaling, exact_ratios, momenta, quasi_static_ratios, twin
 
 PLAIN = ("constant", "step", "cosine")
 SCHEDULES = PLAIN + ("exp", "texp", "equivalent", "instant_decay")
@@ -48,9 +48,9 @@ class Schedule:
         then scale^2 times the schedule's and its weight decay 1/scale^2 times."""
         for group in optimizer.param_groups:
             rule = self.groups[group["name"]]
-            s2 = scale * scale if group["name"] == "scale_invariant" else 1.0
-            group["lr"] = float(rule.lr[step]) * s2
-            group["weight_decay"] = float(rule.weight_decay[step]) / s2
+            r = Rescaling(scale if group["name"] == "scale_invariant" else 1.0)
+            group["lr"] = float(rule.lr[step]) * r.lr
+            group["weight_decay"] = float(rule.weight_decay[step]) * r.weight_decay
 
 
 def step_decay_factor(step: int, milestones: list[int], factor: float) -> float:

@@ -21,11 +21,46 @@ for every t, so both runs compute the same network functions. Choices of r:
 Arrays in, arrays out, float64; index i of an array is update t = i + 1.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from src.theory.explr import alpha_star
 
 CONVENTIONS = ("pytorch", "heavy_ball")
+
+
+@dataclass(frozen=True)
+class Rescaling:
+    """Paper A's scaling lemma: for a loss scale invariant in theta, the SGD states
+    (theta, v, lr, wd) and (c theta, v / c, c^2 lr, wd / c^2) give the same network functions at
+    every later step. The factor each quantity is multiplied by; the gradient at c theta is
+    1/c times the one at theta, and norms of the weights scale with c."""
+
+    c: float
+
+    @property
+    def weights(self) -> float:
+        return self.c
+
+    @property
+    def momentum_buffer(self) -> float:
+        return 1.0 / self.c
+
+    @property
+    def grad(self) -> float:
+        return 1.0 / self.c
+
+    @property
+    def lr(self) -> float:
+        return self.c * self.c
+
+    @property
+    def weight_decay(self) -> float:
+        return 1.0 / (self.c * self.c)
+
+    def inverse(self) -> "Rescaling":
+        return Rescaling(1.0 / self.c)
 
 
 def momenta(lrs: np.ndarray, momentum: float, convention: str = "pytorch") -> np.ndarray:

@@ -6,19 +6,10 @@ W&B only mirrors them.
 """
 
 import json
-import logging
-import math
 from pathlib import Path
 
 from src.errors import UserError
-
-log = logging.getLogger(__name__)
-
-
-def _jsonable(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)  # JSON has no NaN/inf; keep them readable instead of invalid
-    return value
+from src.tracking.run_format import METRICS, SUMMARY, jsonable
 
 
 class Recorder:
@@ -26,7 +17,7 @@ class Recorder:
         """keep_bytes: how much of an existing metrics.jsonl to keep (a checkpoint's offset);
         records written after it, by a launch that was killed, are dropped."""
         self.run_dir = Path(run_dir)
-        path = self.run_dir / "metrics.jsonl"
+        path = self.run_dir / METRICS
         path.touch()
         # Open for the whole run, unbuffered: a line is in the file once logged.
         if path.stat().st_size < keep_bytes:  # truncate() would pad it with zeros
@@ -42,16 +33,17 @@ class Recorder:
         return self.metrics.tell()
 
     def log(self, record: dict) -> None:
-        record = {k: _jsonable(v) for k, v in record.items()}
+        record = {k: jsonable(v) for k, v in record.items()}
         self.metrics.write((json.dumps(record) + "\n").encode())
         for sink in self.sinks:
             sink.log(record)
 
     def finish(self, summary: dict) -> None:
-        summary = {k: _jsonable(v) for k, v in summary.items()}
-        tmp = self.run_dir / "summary.json.tmp"
+        summary = {k: jsonable(v) for k, v in summary.items()}
+        path = self.run_dir / SUMMARY
+        tmp = path.with_name(SUMMARY + ".tmp")
         tmp.write_text(json.dumps(summary, indent=2) + "\n")
-        tmp.replace(self.run_dir / "summary.json")
+        tmp.replace(path)
         self.metrics.close()
         for sink in self.sinks:
             sink.finish(summary)
@@ -68,8 +60,3 @@ class NullRecorder:
 
     def finish(self, summary: dict) -> None:
         pass
-
-
-def read_metrics(run_dir) -> list[dict]:
-    with open(Path(run_dir) / "metrics.jsonl") as f:
-        return [json.loads(line) for line in f if line.strip()]

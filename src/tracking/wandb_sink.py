@@ -8,6 +8,7 @@ import logging
 import os
 
 log = logging.getLogger(__name__)
+LOGGER_KINDS = ("wandb", "none")  # logger.kind: mirror the records to W&B, or keep them local
 
 
 class WandbSink:

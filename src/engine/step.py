@@ -1,0 +1,149 @@
+"""One training update, as training, the verifier (src/verify.py) and the benchmark
+(src/bench.py) all run it: schedule, forward under the precision settings, loss, backward,
+optimizer step (projected SGD projects in it), overflow guard, NaN tracking, and on logging
+steps the training record with the scale-invariance metrics."""
+
+import contextlib
+import math
+
+import torch
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+
+from src.engine.distributed import World, all_max, all_sum
+from src.engine.metrics import ScaleInvariantMonitor
+from src.errors import UserError
+from src.optim.renormalize import Renormalizer
+
+COMPILE_BACKENDS = ("inductor", "aot_eager", "eager", "cudagraphs")
+
+
+class Diverged(RuntimeError):
+    """A loss, weight or LR became NaN or infinite; `step` is the update where it was seen."""
+
+    def __init__(self, message: str, step: int):
+        super().__init__(message)
+        self.step = step
+
+
+def autocast(device: torch.device, precision: str):
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def full_precision(logits: torch.Tensor) -> torch.Tensor:
+    """bf16 logits go to float32 for the loss; float64 ones stay float64."""
+    return logits if logits.dtype == torch.float64 else logits.float()
+
+
+def compiled(model, setting):
+    """The training forward: the model itself, or torch.compile's version of it (same
+    parameters; checkpoints and metrics keep using the model)."""
+    if setting is False:
+        return model
+    return torch.compile(model, backend="inductor" if setting is True else setting)
+
+
+def data_parallel(model, device, world: World):
+    """The training forward under DDP: gradients averaged over the processes."""
+    if not world.distributed:
+        return model
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
+                                   else None)
+
+
+def scale_invariant_monitor(model, optimizer, tracked) -> ScaleInvariantMonitor | None:
+    names = {id(p): n for n, p in model.named_parameters()}
+    named = {names[id(p)]: p for g in optimizer.param_groups if g["name"] == "scale_invariant"
+             for p in g["params"]}
+    unknown = [name for name in tracked if name not in named]
+    if unknown:
+        raise UserError(f"trainer.track_params: {unknown} are not scale-invariant parameters of "
+                        f"this model; some that are: {list(named)[:4]}")
+    return ScaleInvariantMonitor(named, list(tracked)) if named else None
+
+
+def epoch_totals(device) -> dict:
+    return {"loss_sum": torch.zeros((), device=device, dtype=torch.float64),
+            "correct": torch.zeros((), device=device, dtype=torch.int64),
+            "seen": torch.zeros((), device=device, dtype=torch.int64)}
+
+
+class TrainStep:
+    """`step(x, y, t, epoch, totals)` runs update t (0-based) on the batch (x, y) and returns
+    its training record on logging steps (every cfg.log_every_n_steps), else None. cfg: the
+    `trainer` config. Nothing here waits for the device except logging steps and the guard's
+    check (every cfg.renormalize_every_n_steps)."""
+
+    def __init__(self, model, optimizer, schedule, cfg, device, world: World | None = None):
+        self.model, self.optimizer, self.schedule, self.cfg = model, optimizer, schedule, cfg
+        self.device, self.world = device, world or World()
+        self.forward = compiled(data_parallel(model, device, self.world), cfg.compile)
+        self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        self.guard = Renormalizer(model, optimizer, cfg.renormalize_above)
+        self.monitor = scale_invariant_monitor(model, optimizer, cfg.track_params)
+        # The LR logged is the scale-invariant group's (the rest's if there is none), as the
+        # schedule gives it: records show the process without renormalisation.
+        self.logged_group = next(g for g in optimizer.param_groups
+                                 if g["name"] in ("scale_invariant", "rest"))
+        self.dtype = next(model.parameters()).dtype
+        self.largest = torch.finfo(self.dtype).max
+        self.first_nonfinite = torch.full((), -1, device=device)  # first NaN/inf loss, or -1
+
+    def __call__(self, x, y, step: int, epoch: float, totals: dict | None = None) -> dict | None:
+        optimizer, cfg = self.optimizer, self.cfg
+        self.schedule.apply(optimizer, step, self.guard.scale)
+        if any(g["lr"] > self.largest for g in optimizer.param_groups):
+            raise Diverged(f"the learning rate overflows {self.dtype} at step {step} "
+                           f"(trainer.renormalize_above keeps it finite)", step)
+        with autocast(self.device, cfg.precision):
+            logits = self.forward(x.contiguous(memory_format=self.memory_format))
+        loss = F.cross_entropy(full_precision(logits), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        # No host sync: the step is read at the next check.
+        self.first_nonfinite = torch.where(
+            (self.first_nonfinite < 0) & ~loss.detach().isfinite(), step, self.first_nonfinite)
+        record = None
+        if step % cfg.log_every_n_steps == 0:
+            group = self.logged_group
+            lr = float(self.schedule.groups[group["name"]].lr[step])
+            record = train_record(step, epoch, loss, logits, y, lr, self.world)
+            if self.monitor:
+                record.update(self.monitor.before_step(group["lr"], self.guard.scale))
+                record["si/renorm_scale"] = self.guard.scale
+        optimizer.step()
+        if record and self.monitor:
+            record.update(self.monitor.after_step())
+        if step % cfg.renormalize_every_n_steps == 0:
+            self.guard.check()
+        if totals is not None:
+            totals["loss_sum"] += loss.detach() * len(y)
+            totals["correct"] += (logits.argmax(1) == y).sum()
+            totals["seen"] += len(y)
+        return record
+
+    def check_finite(self, step: int) -> None:
+        """Raise Diverged if a loss so far (in any process) or a parameter is NaN or infinite."""
+        bad_step = int(all_max(self.world, self.first_nonfinite))
+        if bad_step >= 0:
+            raise Diverged(f"the training loss became NaN or infinite at step {bad_step}",
+                           bad_step)
+        norm = torch.nn.utils.get_total_norm([p.detach() for p in self.model.parameters()])
+        if not norm.isfinite():
+            raise Diverged(f"a parameter became NaN or infinite before step {step}", step)
+
+
+def train_record(step, epoch, loss, logits, y, lr, world: World) -> dict:
+    """Loss and accuracy of the batch (under DDP: of the global batch)."""
+    correct = (logits.argmax(1) == y).sum()
+    if world.distributed:
+        sums = all_sum(world, torch.stack([loss.detach().double() * len(y), correct.double(),
+                                           torch.tensor(len(y), device=y.device).double()]))
+        loss, accuracy = (sums[0] / sums[2]).item(), (sums[1] / sums[2]).item()
+    else:
+        loss, accuracy = loss.item(), correct.item() / len(y)
+    if not math.isfinite(loss):
+        raise Diverged(f"training loss became {loss} at step {step}", step)
+    return {"step": step, "epoch": epoch, "train/loss": loss, "train/acc": accuracy, "lr": lr}

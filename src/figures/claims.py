@@ -1,0 +1,141 @@
+"""A figure's claims, measured: named checks computed from its grid's finished jobs.
+
+Each check reads the jobs' configs (LR, weight decay, momentum, milestones) and records (steps
+per epoch, LRs, norms, accuracies), takes its theory from src/theory, and returns a Claim: the
+statement, the numbers measured, the threshold and whether it holds. A grid too small to
+decide (one seed, a run shorter than a milestone) gives a claim that holds neither way, with
+the reason ("n/a: ...").
+"""
+
+import math
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from src.figures.jobs import Job, series
+
+
+@dataclass(frozen=True)
+class Claim:
+    name: str
+    statement: str
+    threshold: str
+    measured: dict
+    holds: bool | None   # None: the records cannot decide it
+    why: str = ""        # "n/a: ..." or what fell short; empty when it holds
+
+    def verdict(self) -> str:
+        return "n/a" if self.holds is None else "yes" if self.holds else "no"
+
+
+class NotEvaluable(Exception):
+    """The grid's records cannot decide the claim; the message says why."""
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    statement: str
+    threshold: str
+    # finished jobs -> (measured numbers, what fell short: empty when the claim holds)
+    measure: Callable[[list[Job]], tuple[dict, list[str]]]
+
+    def __call__(self, jobs: list[Job]) -> Claim:
+        try:
+            measured, failures = self.measure(jobs)
+        except NotEvaluable as e:
+            return Claim(self.name, self.statement, self.threshold, {}, None, f"n/a: {e}")
+        return Claim(self.name, self.statement, self.threshold, measured, not failures,
+                     "; ".join(failures))
+
+
+# Helpers the checks share: selecting jobs, reading lengths and finals from the records.
+
+def where(jobs: list[Job], key: str, value) -> list[Job]:
+    return [job for job in jobs if job.value(key) == value]
+
+
+def need(jobs: list[Job], what: str) -> list[Job]:
+    if not jobs:
+        raise NotEvaluable(f"the grid has no finished {what} job")
+    return jobs
+
+
+def completed(jobs: list[Job], what: str, failures: list[str]) -> list[Job]:
+    """The completed jobs; the diverged ones are written down as failures."""
+    diverged = sum(job.status == "diverged" for job in jobs)
+    if diverged:
+        failures.append(f"{diverged} of {len(jobs)} {what} job(s) diverged")
+    return [job for job in jobs if job.status == "completed"]
+
+
+def seed_stats(jobs: list[Job], key: str) -> tuple[float, float, int]:
+    """Mean, sample sd (NaN below 2) and number of the jobs' finite final values of key."""
+    values = [v for v in (job.final(key) for job in jobs) if math.isfinite(v)]
+    mean = statistics.fmean(values) if values else math.nan
+    sd = statistics.stdev(values) if len(values) > 1 else math.nan
+    return mean, sd, len(values)
+
+
+def steps_per_epoch(job: Job) -> int:
+    """The update count of the record that closes the first whole epoch."""
+    for r in job.records:
+        if "train/epoch_loss" in r and float(r["epoch"]) == 1.0:
+            return int(r["step"])
+    raise NotEvaluable(f"{job.path.name} has no whole first epoch: steps per epoch unknown")
+
+
+def total_steps(job: Job) -> int:
+    steps = job.summary.get("steps")
+    if not steps:
+        raise NotEvaluable(f"{job.path.name}: its summary has no step count")
+    return int(steps)
+
+
+def points(job: Job, key: str, first: int = 0, end: float = math.inf) -> list[tuple[int, float]]:
+    """(step, value) of the records of key with first <= step < end."""
+    return [(int(r["step"]), float(r[key])) for r in job.records
+            if key in r and first <= r["step"] < end]
+
+
+def at_least_two(found: list, what: str) -> list:
+    if len(found) < 2:
+        raise NotEvaluable(f"fewer than 2 records of {what}")
+    return found
+
+
+def seed(job: Job) -> str:
+    return f"seed {job.value('seed')}"
+
+
+# Inside a seed band: the means are float sums, a rounding above the band's edge is not out.
+BAND_ROUNDING = 1e-12
+
+
+def band_check(key: str, a: tuple[str, str], b: tuple[str, str]) -> Callable:
+    """Each curve's seed-mean of key lies in the other's min-max band over seeds at every
+    epoch both have; a and b are (schedule.name, label)."""
+    def measure(jobs: list[Job]) -> tuple[dict, list[str]]:
+        failures: list[str] = []
+        sets = [completed(need(where(jobs, "schedule.name", name), f"schedule={name}"), label,
+                          failures) for name, label in (a, b)]
+        if min(len(s) for s in sets) < 2:
+            raise NotEvaluable("a seed band needs at least 2 finished seeds per curve")
+        (xa, ma, la, ha), (xb, mb, lb, hb) = (series(s, "epoch", key) for s in sets)
+        at_a, at_b = ({x: i for i, x in enumerate(xs)} for xs in (xa, xb))
+        common = sorted(at_a.keys() & at_b.keys())
+        if not common:
+            raise NotEvaluable(f"no epoch with {key} in both curves")
+        excess = {}
+        for x in common:
+            i, j = at_a[x], at_b[x]
+            excess[x] = max(ma[i] - hb[j], lb[j] - ma[i], mb[j] - ha[i], la[i] - mb[j], 0.0)
+        outside = [x for x in common if excess[x] > BAND_ROUNDING]
+        worst = max(common, key=excess.get)
+        if outside:
+            failures.append(f"{len(outside)} of {len(common)} epochs outside a band (the "
+                            f"furthest: epoch {worst:g}, by {excess[worst]:.3g})")
+        return {"epochs": len(common), "epochs_outside": len(outside),
+                "largest_excess": excess[worst], "at_epoch": worst,
+                "seeds": [len(s) for s in sets]}, failures
+    return measure

@@ -1,0 +1,105 @@
+"""A figure grid's jobs, read through the run folder format (src/tracking/run_format.py), and
+the numbers the figure, its table and its claims take from them."""
+
+import math
+import statistics
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from src.errors import UserError
+from src.figures.catalog import FIGURES, Figure
+from src.tracking import run_format
+
+LAST_EPOCHS = 5  # train/epoch_loss_last5: paper B's "average training loss of the last 5 epochs"
+
+
+class Job(run_format.Run):
+    """A run folder of a grid, with its final metrics."""
+
+    def final(self, key: str) -> float:
+        """A final metric: the summary's, else the last record's, or the mean training loss of
+        the last epochs. NaN for a diverged job, whose last values come from before it
+        diverged."""
+        if self.status == "diverged":
+            return math.nan
+        if key == "train/epoch_loss_last5":
+            losses = [float(r["train/epoch_loss"]) for r in self.records
+                      if "train/epoch_loss" in r][-LAST_EPOCHS:]
+            return statistics.fmean(losses) if losses else math.nan
+        value = self.summary.get(key)
+        if value is None:
+            value = next((r[key] for r in reversed(self.records) if key in r), math.nan)
+        return float(value)
+
+    def value(self, key: str | None):
+        """A config value (None for no key or a key the config lacks)."""
+        return None if key is None else OmegaConf.select(self.config, key)
+
+
+def load_jobs(sweep_dir: Path) -> list[Job]:
+    """Every job folder of a grid."""
+    jobs = []
+    for folder in run_format.job_folders(sweep_dir):
+        run = run_format.read_run(folder)
+        jobs.append(Job(run.path, run.config, run.summary, run.records))
+    return jobs
+
+
+def finished(jobs: list[Job]) -> list[Job]:
+    """The jobs with a final status (run_format.FINAL): completed or diverged."""
+    return [job for job in jobs if job.done]
+
+
+def figure_of(jobs: list[Job], sweep_dir: Path) -> tuple[str, Figure]:
+    names = {job.config.get("figure") for job in jobs}
+    if not jobs or names == {None}:
+        raise UserError(f"{sweep_dir} holds no job of a figure grid (folders with a "
+                        f"{run_format.CONFIG} from an experiment=fig_* run)")
+    if len(names) > 1:
+        raise UserError(f"{sweep_dir} mixes jobs of several figures: {sorted(map(str, names))}")
+    name = names.pop()
+    if name not in FIGURES:
+        raise UserError(f"{sweep_dir}: no figure named {name!r}; known: {', '.join(FIGURES)}")
+    return name, FIGURES[name]
+
+
+def curves(figure: Figure, jobs: list[Job]) -> dict[tuple, list[Job]]:
+    """The jobs of each (facet value, curve label, sweep value), in the grid's order."""
+    groups: dict[tuple, list[Job]] = {}
+    for job in jobs:
+        key = (job.value(figure.facet), figure.curve(job.config), job.value(figure.sweep))
+        groups.setdefault(key, []).append(job)
+    return groups
+
+
+def series(jobs: list[Job], x: str, key: str) -> tuple[list, list, list, list]:
+    """x, and the mean, min and max over jobs of `key` at each x where any job has it."""
+    at: dict[float, list[float]] = {}
+    for job in jobs:
+        for r in job.records:
+            if key in r and x in r:
+                at.setdefault(float(r[x]), []).append(float(r[key]))
+    xs = sorted(at)
+    return (xs, [statistics.fmean(at[v]) for v in xs], [min(at[v]) for v in xs],
+            [max(at[v]) for v in xs])
+
+
+def setting(jobs: list[Job]) -> str:
+    cfg = jobs[0].config
+    if cfg.task != "train":
+        return f"{cfg.task}, {len(jobs)} job(s)"
+    return (f"{cfg.dataset.name}, {cfg.model.name}, {cfg.trainer.epochs} epochs, batch "
+            f"{cfg.trainer.batch_size}, {len(jobs)} job(s)")
+
+
+def find_grids(root: Path) -> list[Path]:
+    """The folders under root that hold the jobs of a figure grid."""
+    grids = set()
+    for config_path in Path(root).rglob(run_format.CONFIG):
+        if "wandb" in config_path.parts or config_path.parent.parent in grids:
+            continue  # W&B's own files; a grid seen already
+        config = OmegaConf.load(config_path)
+        if isinstance(config, DictConfig) and config.get("figure"):
+            grids.add(config_path.parent.parent)
+    return sorted(grids)

@@ -1,0 +1,27 @@
+"""The run folder's format is one module's: Hydra's job folder names leave out exactly the keys
+that do not change a run's numbers, and every reader reads the same files."""
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from src.config import CONF
+from src.engine.run import train
+from src.tracking.run_format import FINAL, NOT_IDENTITY, job_folders, read_run
+
+
+def test_hydra_folder_names_exclude_the_identity_neutral_keys():
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", return_hydra_config=True)
+    assert list(cfg.hydra.job.config.override_dirname.exclude_keys) == list(NOT_IDENTITY)
+
+
+def test_a_finished_run_reads_back_as_written(tiny_cfg, tmp_path):
+    summary = train(tiny_cfg("trainer.max_steps=2", "trainer.log_every_n_steps=1"),
+                    tmp_path / "job")
+    [folder] = job_folders(tmp_path)
+    run = read_run(folder)
+    assert run.done and run.status == summary["status"] in FINAL
+    assert run.summary == summary
+    assert [r["step"] for r in run.records] == [0, 1, 2]  # two updates, then the evaluation
+    assert run.config.trainer.max_steps == 2
