@@ -14,10 +14,9 @@ from src.checks import is_integer, is_number
 from src.data import train_images
 from src.errors import UserError
 from src.theory.budget import largest_factor, mapped_lengths, phases_kept, to_updates
+from src.theory.explr import alpha_condition
 
 BUDGETS = ("paper", "mini")
-
-
 
 
 CHECKS = {
@@ -60,11 +59,12 @@ def _map(cfg, budget, paper) -> None:
     k, per_epoch = budget.k, budget.steps_per_epoch
     opt = cfg.optimizer
     bound = largest_factor(opt.lr, paper.weight_decay, opt.momentum)
+    condition = alpha_condition(opt.lr, paper.weight_decay, opt.momentum)
     if k > bound:
         raise UserError(
             f"budget.k={k}: optimizer.lr x budget.k x optimizer.weight_decay = {opt.lr} x {k} x "
             f"{paper.weight_decay} = {opt.lr * k * paper.weight_decay:.6g} must be at most "
-            f"(1 - sqrt(optimizer.momentum))^2 = {(1 - math.sqrt(opt.momentum)) ** 2:.6g} for "
+            f"(1 - sqrt(optimizer.momentum))^2 = {condition:.6g} for "
             f"the exponential LR to exist: use budget.k <= {math.floor(bound * 100) / 100:g}")
     total, milestones = mapped_lengths(paper.epochs, paper.get("milestones", []), per_epoch, k)
     if not phases_kept(paper.epochs, paper.get("milestones", []), total, milestones):
