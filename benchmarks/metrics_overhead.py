@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 
-from src.config import compose_config
 from src.engine.build import build
 from src.engine.loop import fit
+from src.resolvers import compose_config
 from src.tracking.records import Recorder
 
 

@@ -47,10 +47,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from src.config import compose_config
 from src.data import build_data
 from src.engine.build import build
 from src.engine.loop import fit
+from src.resolvers import compose_config
 from src.tracking.records import Recorder
 
 BATCH = 128

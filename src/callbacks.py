@@ -6,6 +6,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 
@@ -74,6 +75,11 @@ class RunFolders(Callback):
             try:
                 paths = draw(sweep_dir)
                 print(f"figure of {sweep_dir}: " + ", ".join(p.name for p in paths))
+                if config.logger.kind == "wandb":
+                    from src.tracking.wandb_sink import log_grid
+
+                    HydraConfig.instance().set_config(config)  # logger.group reads ${hydra:}
+                    log_grid(config.logger, sweep_dir, paths)
             except UserError as e:  # e.g. every job failed: the status below says why
                 print(f"error: no figure: {e}", file=sys.stderr)
         report, failed = grid_status(sweep_dir)

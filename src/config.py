@@ -3,74 +3,21 @@
 Hydra already refuses unknown keys and config-group options; this catches bad values.
 """
 
-from pathlib import Path
-
 import timm
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from src.checks import is_integer, is_number
 from src.data import DATASETS, check_dataset
 from src.engine.build import DTYPES, TASKS
 from src.engine.step import COMPILE_BACKENDS
 from src.errors import UserError
-from src.models import NORMS
+from src.models import LAYOUTS, NORMS
 from src.optim.schedules import BASE_OF, PLAIN, SCHEDULES
 from src.theory.explr import NoRealAlpha, alpha_star
-from src.tracking.run_format import NOT_IDENTITY
-from src.tracking.wandb_sink import LOGGER_KINDS
+from src.tracking.wandb_sink import LOGGER_KINDS, WANDB_MODES
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
 DEVICES = ("auto", "cpu", "cuda")
-
-
-# Keys that name nothing a grid computes: left out of a figure grid's folder names.
-NOT_IN_FOLDER_NAMES = ("experiment", "name", *NOT_IDENTITY)
-
-
-def _as_in_a_job(override: str) -> tuple[str, str]:
-    """(key, the override as Hydra writes it among a job's overrides): the command line's
-    `x=1e-2` is `x=0.01` there, and both must give the same folder name."""
-    parsed = OverridesParser.create().parse_override(override)
-    if parsed.is_sweep_override() or parsed.value() is None:
-        return parsed.key_or_group, override
-    return parsed.key_or_group, f"{parsed.get_key_element()}={parsed.get_value_element_as_str()}"
-
-
-def _in_folder_name(key: str) -> bool:
-    return not any(key == k or key.startswith(k + ".") for k in NOT_IN_FOLDER_NAMES)
-
-
-def grid_folder_names(overrides, swept, part: str) -> str:
-    """A figure grid's folder names, from a job's (or the launch's) overrides.
-
-    part="launch": the overrides of the command line that the grid does not sweep (e.g.
-    `dataset=digits,trainer.epochs=6`, or `paper` for none), so that small-budget launches and
-    the paper's own do not mix; part="job": the swept values alone (e.g. `schedule=step,seed=0`).
-    """
-    swept = set(swept or ())
-    chosen = sorted(o for key, o in map(_as_in_a_job, overrides or ()) if _in_folder_name(key)
-                    and (key in swept) == (part == "job"))
-    return ",".join(chosen) or ("paper" if part == "launch" else "default")
-
-
-OmegaConf.register_new_resolver("grid_folder", grid_folder_names, replace=True)
-# Hydra's job folder names leave out the keys that do not change a run's numbers.
-OmegaConf.register_new_resolver("not_identity", lambda: list(NOT_IDENTITY), replace=True)
-# ${ratio:a,b} = a / b, e.g. the step factor that takes a swept LR to a common one.
-OmegaConf.register_new_resolver("ratio", lambda a, b: a / b, replace=True)
-
-
-def compose_config(overrides=(), config_name: str = "config") -> DictConfig:
-    """The config `python -m src.train OVERRIDES` would run, composed from Python."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name, overrides=list(overrides))
-
-
 
 
 def _one_of(options):
@@ -113,8 +60,13 @@ CHECKS = {
     "model.norm": (lambda v: v is None or v in NORMS, "null (the model's own) or one of "
                    + ", ".join(NORMS)),
     "model.gn_groups": (lambda v: is_integer(v) and v > 0, "an integer > 0"),
+    "model.scale_invariant": _one_of(LAYOUTS),
+    "trainer.full_gradient_images": (lambda v: v is None or (is_integer(v) and v > 0),
+                                     "null or an integer > 0"),
     "schedule.name": _one_of(SCHEDULES),
     "logger.kind": _one_of(LOGGER_KINDS),
+    "logger.mode": (lambda v: v is None or v in WANDB_MODES, "one of " + ", ".join(WANDB_MODES)
+                    + " (logger.mode, else the environment's WANDB_MODE)"),
 }
 
 
@@ -125,7 +77,8 @@ def validate(cfg) -> None:
             raise UserError(f"{key}={value!r} is not allowed: use {allowed}")
     check_dataset(cfg.dataset)
     if cfg.model.scale_invariant and cfg.model.norm == "none":
-        raise UserError("model.scale_invariant=true needs a norm layer: model.norm=none has none")
+        raise UserError(f"model.scale_invariant={str(cfg.model.scale_invariant).lower()} needs a "
+                        f"norm layer: model.norm=none has none")
     schedule = cfg.schedule
     base = schedule.get("base") if schedule.name == "equivalent" else schedule.name
     if schedule.name == "equivalent" and base not in PLAIN:

@@ -20,6 +20,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+import src.resolvers  # noqa: F401 -- the config's resolvers, before Hydra composes
 from src.config import resolve_device, validate
 from src.engine.build import build
 from src.engine.step import TrainStep, autocast

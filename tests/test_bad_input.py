@@ -13,8 +13,8 @@ import sys
 
 import pytest
 
-from src.config import compose_config
 from src.engine.run import train
+from src.resolvers import compose_config
 from tests.conftest import TINY, write_image_folder
 
 RECORDS = ("config.yaml", "metadata.json", "metrics.jsonl", "summary.json",
@@ -102,6 +102,12 @@ CASES = [
     ("optimizer.projected=true model.norm=none model.scale_invariant=false" + FRESH,
      "optimizer.projected=true needs scale-invariant weights"),
     ("+experiment=fig_auto_rate auto_rate=no_such_variant", "auto_rate/no_such_variant"),
+    ("model.scale_invariant=maybe", "model.scale_invariant='maybe' is not allowed: use one of "
+     "True, False, paper_b"),
+    ("model=vgg11_cifar model.norm=none", "model.scale_invariant=paper_b needs a norm layer"),
+    ("trainer.full_gradient_images=0", "trainer.full_gradient_images=0 is not allowed"),
+    ("trainer.full_gradient_images=64 dataset.loader=torch" + FRESH,
+     "trainer.full_gradient_images needs scale-invariant weights and dataset.loader=device"),
     ("optimizer.lr=0", "optimizer.lr=0 is not allowed: use a number > 0"),
     ("optimizer.lr=nan", "optimizer.lr=nan is not allowed"),
     ("optimizer.momentum=1", "optimizer.momentum=1 is not allowed: use a number in [0, 1)"),

@@ -11,8 +11,9 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from src.budget import apply_budget
-from src.config import CONF, compose_config, validate
+from src.config import validate
 from src.errors import UserError
+from src.resolvers import CONF, compose_config
 from src.theory.budget import (
     intrinsic_time,
     largest_factor,

@@ -8,10 +8,10 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
-from src.config import compose_config
 from src.data import build_data, check_dataset, sources
 from src.data.loaders import random_crop
 from src.errors import UserError
+from src.resolvers import compose_config
 
 CPU = torch.device("cpu")
 

@@ -162,6 +162,55 @@ def test_auto_rate_claims(tmp_path, good):
     assert flat["ratio"] == pytest.approx((0.9 if good else 1.2) / 0.5, rel=1e-15)
 
 
+def rate_records(method: str, slope: float, c: float, loss: float) -> list[dict]:
+    """min ||grad F||^2 = c T^slope exactly: per update for GD (a record measures theta_t,
+    after t updates), per epoch of 10 updates on the whole set for SGD."""
+    if method == "sgd":
+        return [epoch_record(t, t / 10, **{"full/intrinsic_grad_sq": c * t**slope,
+                                           "train/epoch_loss": loss}) for t in range(10, 401, 10)]
+    records = [{"step": t, "epoch": float(t), "train/loss": loss + (t < 2),
+                "intrinsic_grad_sq": c * (t + 1) ** slope} for t in range(40)]
+    return [*records, epoch_record(40, 40, **{"train/epoch_loss": loss})]
+
+
+@pytest.mark.parametrize("good", [True, False])
+def test_auto_rate_convergence_claims(tmp_path, good):
+    """Slopes fitted exactly; GD's best LR (lowest final loss) is 0.1, so the claims cover
+    0.1 ... 100. Bad: GD's slope at LR 10 is -0.7, SGD's at 100 is -0.3, and projected GD
+    trains at every LR."""
+    lrs = (0.01, 0.1, 1, 10, 100)
+    slopes = {"gd": dict.fromkeys(lrs, -1.0), "sgd": dict.fromkeys(lrs, -0.5)}
+    slopes["gd"][0.01] = -0.2  # below the best LR: reported, not claimed
+    if not good:
+        slopes["gd"][10], slopes["sgd"][100] = -0.7, -0.3
+    for lr in lrs:
+        loss = 0.05 if lr == 0.1 else 0.2
+        for method in ("gd", "sgd"):
+            write_job(tmp_path / f"{method}{lr}", "fig_auto_rate_convergence",
+                      [f"descent={method}", f"optimizer.lr={lr}", "seed=0"],
+                      rate_records(method, slopes[method][lr], 3.0 * lr, loss), done())
+        projected = rate_records("gd", -1.0, 1.0, loss)
+        if good and lr == 100:  # no decrease: the last loss is the first
+            projected[-2]["train/loss"] = projected[0]["train/loss"]
+        write_job(tmp_path / f"pgd{lr}", "fig_auto_rate_convergence",
+                  ["descent=projected_gd", f"optimizer.lr={lr}", "seed=0"], projected, done())
+    found = measured(tmp_path, "fig_auto_rate_convergence")
+    assert {k: c.holds for k, c in found.items()} == dict.fromkeys(
+        ("gd_rate", "sgd_rate", "projected_gd_needs_tuning"), good)
+    gd = found["gd_rate"].measured
+    assert gd["best_gd_lr"] == 0.1 and gd["covered_lrs"] == [0.1, 1, 10, 100]
+    for lr in lrs:
+        fit = gd["per_lr"][f"lr={lr:g}"]
+        assert fit["slope"] == pytest.approx(slopes["gd"][lr], abs=1e-12)
+        # C = T min ||grad F||^2 at the last T = 40 updates: c T^slope x T
+        assert fit["C"] == pytest.approx(3.0 * lr * 40 ** (slopes["gd"][lr] + 1), rel=1e-12)
+        assert found["sgd_rate"].measured["per_lr"][f"lr={lr:g}"]["slope"] == pytest.approx(
+            slopes["sgd"][lr], abs=1e-12)
+    if good:
+        assert gd["C_ratio"] == pytest.approx(1000.0, rel=1e-12) and gd["lr_ratio"] == 1000
+        assert found["projected_gd_needs_tuning"].measured["fails_where_gd_does_not"] == [100]
+
+
 @pytest.mark.parametrize("good", [True, False])
 def test_equilibrium_claim(tmp_path, good):
     for lr, final in zip((1.6, 0.4, 0.1), (1.0, 1.04, 1.01) if good else (1.0, 1.2, 1.0),

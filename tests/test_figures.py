@@ -12,13 +12,13 @@ import pytest
 from omegaconf import OmegaConf
 from PIL import Image
 
-from src.config import compose_config, grid_folder_names
 from src.figures import draw, load_jobs, series
 from src.figures.__main__ import main as figures_main
 from src.figures.catalog import FIGURES
 from src.figures.claims import where
 from src.figures.tables import CHECKS
 from src.report import main as report_main
+from src.resolvers import compose_config, grid_folder_names
 from tests.conftest import EXPERIMENTS, TINY
 
 FIG_EXPERIMENTS = [e for e in EXPERIMENTS if e.startswith("fig_")]
@@ -37,6 +37,8 @@ FIG_OVERRIDES = {
     "fig_equilibrium": [*STEPS, "schedule.milestones=[1]"],
     "fig_toy": ["toy.steps=4", "toy.log_every=2", "toy.quadrature_points=8"],
     "fig_auto_rate": [*STEPS, "seed=0,1", "optimizer.lr=0.1,1e6", "auto_rate=sgd,no_norm"],
+    "fig_auto_rate_convergence": [*STEPS, "seed=0", "optimizer.lr=1", "descent=gd,sgd",
+                                  "model.kwargs.width=0.125"],
 }
 # budget=mini composes and runs the same jobs: fewer of them are enough to show it.
 MINI_FEWER_JOBS = {"seed=0,1": "seed=0", "model.norm=bn,gn": "model.norm=gn"}
@@ -236,3 +238,27 @@ def test_diverged_job_has_no_final_value(tmp_path):
         '{"status": "diverged", "test/acc": 0.9}')
     (job,) = [j for j in load_jobs(grid) if j.config.schedule.name == "texp"]
     assert math.isnan(job.final("test/acc"))
+
+
+@pytest.mark.filterwarnings("ignore:'src.train' found in sys.modules")
+def test_figure_grid_logs_its_figure_and_tables_to_wandb(monkeypatch, tmp_path, caplog):
+    tiny = [o for o in TINY if o != "logger=none"] + ["logger.mode=offline"]
+    sweep_dir = run_grid("fig_toy", FIG_OVERRIDES["fig_toy"], monkeypatch, tmp_path, tiny)
+    assert "W&B failed" not in caplog.text and "W&B could not start" not in caplog.text
+    (run,) = (sweep_dir / "wandb").glob("offline-run-*")
+    assert list(run.glob("files/media/images/figure_*.png"))
+    assert list(run.glob("*.wandb"))
+
+
+def test_last_checkpoint_goes_to_wandb_only_when_asked(tiny_cfg, tmp_path, monkeypatch):
+    from src.engine.run import train
+    from src.tracking.wandb_sink import WandbSink
+
+    logged = []
+    monkeypatch.setattr(WandbSink, "log_checkpoint", lambda self, path: logged.append(path))
+    for opt_in in ("false", "true"):
+        train(tiny_cfg("logger=wandb", "logger.mode=offline", "model=preresnet20",
+                       "dataset.image_size=8", "dataset.crop_padding=1", "trainer.batch_size=64",
+                       "trainer.max_steps=1", f"logger.log_checkpoints={opt_in}"),
+              tmp_path / opt_in)
+    assert logged == [tmp_path / "true" / "checkpoints" / "last.pt"]

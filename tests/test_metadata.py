@@ -26,7 +26,7 @@ def test_metadata_is_written_and_mirrored_to_wandb(tiny_cfg, tmp_path, monkeypat
     if head.returncode == 0:  # a git checkout, as in development and CI
         assert meta["git_commit"] == head.stdout.strip()
         assert isinstance(meta["git_dirty"], bool)
-    lock = (ROOT / "requirements.lock").read_bytes()
+    lock = (ROOT / "uv.lock").read_bytes()
     assert meta["lockfile_sha256"] == hashlib.sha256(lock).hexdigest()
     assert meta["packages"]["torch"] == torch.__version__.split("+")[0]
     assert meta["cuda"] == torch.version.cuda and meta["cpu"] and meta["host"]

@@ -95,3 +95,16 @@ def test_bn_recalibration_averages_the_batch_statistics():
     assert torch.allclose(bn.running_mean, expected_mean, rtol=1e-5, atol=1e-6)
     assert torch.allclose(bn.running_var, expected_var, rtol=1e-5)
     assert bn.momentum == 0.1 and bn.num_batches_tracked == 2
+
+
+def test_no_private_torch_api():
+    """BN recalibration is torch's update_bn, norms torch.nn.utils.get_total_norm; only the
+    documented foreach ops (torch._foreach_*, beta) are left."""
+    import re
+
+    from tests.conftest import ROOT
+
+    calls = {m for path in (ROOT / "src").rglob("*.py")
+             for m in re.findall(r"torch\._[a-z]\w*", path.read_text())}
+    assert {c for c in calls if not c.startswith("torch._foreach_")} == set()
+    assert "torch._foreach_norm" not in calls

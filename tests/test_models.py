@@ -62,16 +62,17 @@ def test_frozen_parts():
 def test_timm_resnet_zero_init_is_undone_when_frozen():
     model = build_model(model_cfg(name="resnet18"), 10)
     assert all(torch.all(m.weight == 1) for m in norm_modules(model))
-    si, rest, error = split_parameters(model, (3, 32, 32))
-    assert rest == {} and len(si) == 20 and error < 1e-10
+    split = split_parameters(model, (3, 32, 32))
+    assert split.rest == {} and len(split.invariant) == 20 and split.error < 1e-10
 
 
 def test_split_without_scale_invariant_mode():
     model = build_model(model_cfg(scale_invariant=False), 10)
-    si, rest, _ = split_parameters(model, (3, 32, 32))
-    assert set(si) == {n for n, p in model.named_parameters() if p.ndim == 4}
-    assert set(rest) == {n for n, p in model.named_parameters() if p.ndim < 4}
+    split = split_parameters(model, (3, 32, 32))
+    assert set(split.invariant) == {n for n, p in model.named_parameters() if p.ndim == 4}
+    assert set(split.rest) == {n for n, p in model.named_parameters() if p.ndim < 4}
     # Without a norm nothing is scale invariant: everything is `rest`.
     plain = build_model(model_cfg(norm="none", scale_invariant=False), 10)
-    si, rest, error = split_parameters(plain, (3, 32, 32))
-    assert si == {} and len(rest) == len(list(plain.parameters())) and error > 1.0
+    split = split_parameters(plain, (3, 32, 32))
+    assert split.invariant == {} and len(split.rest) == len(list(plain.parameters()))
+    assert split.error > 1.0

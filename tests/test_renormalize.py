@@ -54,7 +54,7 @@ def test_projected_sgd_keeps_the_norm_of_every_invariant_set(tiny_cfg):
     import torch.nn.functional as F
 
     from src.engine.build import build
-    from src.models import invariant_sets
+    from src.models import split_parameters
 
     ratios = {}
     for projected in (False, True):
@@ -62,9 +62,9 @@ def test_projected_sgd_keeps_the_norm_of_every_invariant_set(tiny_cfg):
                        "optimizer.weight_decay=0", "optimizer.lr=1.0",
                        "model.norm_eps=1e-30", f"optimizer.projected={projected}")
         data, model, optimizer, _ = build(cfg, torch.device("cpu"))
-        named = {n: p for n, p in model.named_parameters() if p.requires_grad}
-        sets = [[named[n] for n in names]
-                for names in invariant_sets(model, list(named), data.input_shape)]
+        named = dict(model.named_parameters())
+        sets = [[named[n] for n in names] for names in
+                split_parameters(model, data.input_shape, with_sets=True).sets]
         before = [torch.linalg.vector_norm(torch.cat([p.flatten() for p in s])) for s in sets]
         for x, y in list(data.train.epoch(0))[:3]:
             optimizer.zero_grad()

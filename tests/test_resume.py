@@ -1,6 +1,8 @@
 """Runs that survive: SIGKILL and relaunch, SIGTERM preemption, signals passed on to submitit,
 divergence, idempotent grids. Bit-identical means byte-identical metrics.jsonl."""
 
+import errno
+import fcntl
 import json
 import os
 import signal
@@ -11,10 +13,12 @@ import time
 import pytest
 import torch
 
-from src.config import compose_config
 from src.data.loaders import TensorLoader
 from src.engine.preemption import Preempted
 from src.engine.run import train
+from src.engine.run_folder import RunFolder
+from src.errors import UserError
+from src.resolvers import compose_config
 from tests.conftest import ROOT, TINY
 
 # fp64 on digits: 3 updates an epoch (+ 1 evaluation record), 12 in all, a record per update.
@@ -176,9 +180,34 @@ def test_grid_relaunch_skips_done_jobs_and_lists_failed_ones(tmp_path):
     done = tmp_path / "dataset=synthetic,optimizer.lr=0.1,trainer.max_steps=2"
     before = {p.name: p.stat().st_mtime_ns for p in done.iterdir() if p.is_file()}
 
-    second = grid()  # with the default logger: the same jobs, the same folders
+    # with the default logger, and a key under it: the same jobs, the same folders
+    second = grid("logger.mode=disabled")
     assert second.returncode == 1 and "1 completed, 1 failed" in second.stderr
     assert "nothing to do" in (done / "train.log").read_text()
     after = {p.name: p.stat().st_mtime_ns for p in done.iterdir() if p.is_file()}
     assert {k: v for k, v in after.items() if k != "train.log"} == {
         k: v for k, v in before.items() if k != "train.log"}
+
+
+@pytest.mark.parametrize("no_flock", [None, errno.ENOSYS, errno.EOPNOTSUPP])
+def test_a_second_process_in_a_run_folder_is_refused(no_flock, tmp_path, monkeypatch):
+    """flock where the file system has it; where it answers ENOSYS or EOPNOTSUPP (Lustre
+    without flock, some NFS), a lock file that names its process."""
+    if no_flock:
+        def flock(fd, operation):
+            raise OSError(no_flock, os.strerror(no_flock))
+        monkeypatch.setattr(fcntl, "flock", flock)
+    first, second = RunFolder(tmp_path), RunFolder(tmp_path)
+    first.lock()
+    with pytest.raises(UserError, match="in use by another process"):
+        second.lock()
+    first.unlock()
+    second.lock()
+    second.unlock()
+    if no_flock == errno.EOPNOTSUPP:  # a lock file left by a killed process is broken
+        code = (f"import os, filelock; lock = filelock.SoftFileLock({str(tmp_path)!r} + "
+                f"'/.lock.soft'); lock.acquire(); os._exit(9)")
+        assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 9
+        assert (tmp_path / ".lock.soft").exists()
+        first.lock()
+        first.unlock()

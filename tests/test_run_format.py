@@ -4,16 +4,24 @@ that do not change a run's numbers, and every reader reads the same files."""
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from src.config import CONF
 from src.engine.run import train
+from src.resolvers import CONF
 from src.tracking.run_format import FINAL, NOT_IDENTITY, job_folders, read_run
 
 
 def test_hydra_folder_names_exclude_the_identity_neutral_keys():
+    """Hydra's exclude_keys match whole keys: the list holds each identity-neutral override's
+    own key, `logger.mode` as well as `logger`."""
+    values = {"logger": "wandb", "trainer.resume": "never", "trainer.device": "cpu",
+              "trainer.checkpoint_every_n_epochs": 2, "trainer.checkpoint_every_n_steps": 5}
+    assert set(values) == set(NOT_IDENTITY)
+    overrides = ["seed=1", *(f"{k}={v}" for k, v in values.items()), "logger.mode=disabled",
+                 "+logger.notes=x"]
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("config", return_hydra_config=True)
-    assert list(cfg.hydra.job.config.override_dirname.exclude_keys) == list(NOT_IDENTITY)
+        cfg = compose("config", return_hydra_config=True, overrides=overrides)
+    assert list(cfg.hydra.job.config.override_dirname.exclude_keys) == [
+        *values, "logger.mode", "logger.notes"]
 
 
 def test_a_finished_run_reads_back_as_written(tiny_cfg, tmp_path):

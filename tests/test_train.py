@@ -4,12 +4,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
-from src.config import compose_config
 from src.engine.run import train
+from src.resolvers import compose_config
 from src.tracking.run_format import read_metrics
 from tests.conftest import EXPERIMENTS, ROOT, write_image_folder
 
@@ -159,3 +161,51 @@ def test_fast_mode_switches_run(tiny_cfg, tmp_path):
                    "trainer.channels_last=true", "trainer.compile=aot_eager")
     summary = train(cfg, tmp_path)
     assert summary["status"] == "completed" and summary["steps"] == 2
+
+
+# 4 updates an epoch of a small net on 8x8 images: seconds
+SMALL = ["model=preresnet20", "dataset.image_size=8", "dataset.crop_padding=1",
+         "trainer.batch_size=64"]
+
+
+def test_one_log_line_per_epoch_without_a_terminal(tiny_cfg, tmp_path, caplog):
+    """Under SLURM, Docker or joblib there is no terminal and no bar: the log says how far."""
+    caplog.set_level("INFO", logger="src.engine.loop")
+    train(tiny_cfg(*SMALL, "trainer.epochs=2", "trainer.log_every_n_steps=2"), tmp_path)
+    lines = [r.getMessage() for r in caplog.records if r.name == "src.engine.loop"]
+    assert len(lines) == 2, lines
+    for epoch, line in enumerate(lines, start=1):
+        assert line.startswith(f"epoch {epoch}/2, step {4 * epoch}/8, loss "), line
+        for words in ("test/acc 0.", ", lr 0.1, effective lr ", " images/s, ETA 0:00:"):
+            assert words in line, line
+
+
+@pytest.mark.parametrize("environment, command_line, written", [
+    ("disabled", [], False),                        # WANDB_MODE: the default
+    ("disabled", ["logger.mode=offline"], True),    # the command line wins
+    ("offline", ["logger.mode=disabled"], False),
+])
+def test_logger_mode_beats_wandb_mode(environment, command_line, written, tiny_cfg, tmp_path,
+                                      monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", environment)
+    cfg = tiny_cfg(*SMALL, "logger=wandb", "trainer.max_steps=1", *command_line)
+    train(cfg, tmp_path)
+    assert bool(list((tmp_path / "wandb").glob("offline-run-*"))) == written
+    assert OmegaConf.load(tmp_path / "config.yaml").logger.mode == (
+        command_line[0].split("=")[1] if command_line else environment)
+
+
+def test_help_lists_the_experiments_and_answers_fast(tmp_path):
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "src.train", "--help"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    seconds = time.perf_counter() - started
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    for name in EXPERIMENTS:
+        assert f"\n  {name} " in result.stdout
+    assert "recipe:" not in result.stdout and "auto_rate:" not in result.stdout  # internal
+    assert seconds < 10, seconds  # 2.5 s on 2 cores; a module importing torch first takes 14
+    modules = subprocess.run([sys.executable, "-c", "import sys, src.train; print("
+                              "sorted({'torch', 'timm', 'torchvision'} & set(sys.modules)))"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert modules.stdout.strip() == "[]", modules.stderr

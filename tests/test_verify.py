@@ -7,7 +7,8 @@ import json
 import pytest
 import torch
 
-from src.config import compose_config, validate
+from src.config import validate
+from src.resolvers import compose_config
 from src.verify import PAIRS, lockstep, verify
 
 # 64 synthetic images, batch 32, three epochs: six updates in three LR phases.

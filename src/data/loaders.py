@@ -72,6 +72,12 @@ class TensorLoader(Batches):
             yield ((x.float() - self.mean) / self.std).to(self.dtype), self.labels[idx.to(device)]
 
 
+    def first(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first n images (all if fewer) as one batch, normalised, not augmented."""
+        x = self.images[:n]
+        return ((x.float() - self.mean) / self.std).to(self.dtype), self.labels[:n]
+
+
 def random_crop(x: torch.Tensor, shifts: torch.Tensor, pad: int) -> torch.Tensor:
     """Zero-pad by `pad` and cut the original size at per-image offsets shifts[:, (dy, dx)]."""
     b, _, h, w = x.shape

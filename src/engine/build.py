@@ -42,6 +42,10 @@ def build(cfg: DictConfig, device: torch.device, world: World | None = None):
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     optimizer = build_optimizer(model, cfg.optimizer, input_shape=data.input_shape,
                                 scale_invariant=cfg.model.scale_invariant)
+    invariant = optimizer.param_groups[0]["name"] == "scale_invariant"
+    if cfg.trainer.full_gradient_images and not (invariant and hasattr(data.train, "first")):
+        raise UserError("trainer.full_gradient_images needs scale-invariant weights and "
+                        "dataset.loader=device (the training set as one tensor)")
     try:
         schedule = build_schedule(cfg.schedule, cfg.optimizer, len(data.train),
                                   total_steps(cfg.trainer, len(data.train)))

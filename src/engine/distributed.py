@@ -1,4 +1,5 @@
-"""Data-parallel training through torchrun: `torchrun --nproc_per_node=N -m src.train ...`.
+"""Data-parallel training through torchrun: `torchrun --nproc_per_node=N -m src.train ...`, or
+a submitit job of N tasks (hydra/launcher=slurm_8gpus).
 
 torchrun starts N processes with RANK / WORLD_SIZE / LOCAL_RANK set. Each takes its share of
 every global batch (trainer.batch_size is the global batch), DistributedDataParallel averages
@@ -28,8 +29,22 @@ class World:
         return self.size > 1
 
 
+def _from_submitit() -> None:
+    """A submitit job of several tasks (SLURM's tasks_per_node, submitit_local's too) sets no
+    torchrun variables: submitit's own helper exports them (ranks, master address and port)."""
+    if "WORLD_SIZE" in os.environ or "SUBMITIT_EXECUTOR" not in os.environ:
+        return
+    from submitit import JobEnvironment
+    from submitit.helpers import TorchDistributedEnvironment
+
+    if JobEnvironment().num_tasks > 1:
+        TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+
+
 def start(device_setting: str) -> tuple[World, str]:
-    """Join the process group torchrun set up; returns the world and the device to use."""
+    """Join the process group torchrun (or submitit) set up; returns the world and the device
+    to use."""
+    _from_submitit()
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size == 1:
         return World(), device_setting
@@ -37,7 +52,8 @@ def start(device_setting: str) -> tuple[World, str]:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if cuda else "gloo")
     if cuda:
-        local = int(os.environ.get("LOCAL_RANK", "0"))
+        # SLURM may show each task its own GPU only (gpus_per_task): then it is cuda:0
+        local = int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count()
         torch.cuda.set_device(local)
         return World(dist.get_rank(), size), f"cuda:{local}"
     return World(dist.get_rank(), size), "cpu"
@@ -62,6 +78,15 @@ def all_sum(world: World, tensor: torch.Tensor) -> torch.Tensor:
         tensor = tensor.clone()
         dist.all_reduce(tensor)
     return tensor
+
+
+def all_gather(world: World, tensor: torch.Tensor) -> torch.Tensor:
+    """Every rank's tensor, stacked along a new first dimension in rank order."""
+    if not world.distributed:
+        return tensor.unsqueeze(0)
+    parts = [torch.empty_like(tensor) for _ in range(world.size)]
+    dist.all_gather(parts, tensor.contiguous())
+    return torch.stack(parts)
 
 
 def all_max(world: World, tensor: torch.Tensor) -> torch.Tensor:

@@ -6,13 +6,17 @@ update (0-based), and the loss, LR and weights theta_t that update t used; an ev
 after every epoch with `step` = the number of updates done.
 """
 
+import datetime
 import functools
 import itertools
+import logging
+import time
 
 import torch
 import torch.nn.functional as F
-from torch.nn.modules.batchnorm import _BatchNorm
+from torch.optim.swa_utils import update_bn
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from src.engine.build import total_steps
 from src.engine.distributed import World, all_max, all_sum
@@ -20,25 +24,18 @@ from src.engine.preemption import PreemptionSignals
 from src.engine.state import TrainState
 from src.engine.step import Diverged, TrainStep, autocast, full_precision
 
+log = logging.getLogger(__name__)
+
 
 @torch.no_grad()
 def recalibrate_batch_norm(model, loader, epoch: int, batches: int, device, precision) -> None:
     """Recompute BN's running statistics at the current weights from `batches` training batches
-    (a plain average). The running averages of training mix statistics of weights from many
-    updates; under ExpLR those weights also differ in scale, so evaluation lags behind."""
-    norms = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
-    if not norms or not batches:
-        return
-    momenta = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative moving average: equal weights
-    model.train()
-    for x, _ in itertools.islice(loader.epoch(epoch), batches):
+    (a plain average: torch's update_bn, on a slice of the epoch, under the run's precision).
+    The running averages of training mix statistics of weights from many updates; under ExpLR
+    those weights also differ in scale, so evaluation lags behind."""
+    if batches:  # update_bn of no batch would leave the statistics reset
         with autocast(device, precision):
-            model(x)
-    for m, momentum in zip(norms, momenta, strict=True):
-        m.momentum = momentum
+            update_bn(itertools.islice(loader.epoch(epoch), batches), model)
 
 
 @torch.no_grad()
@@ -70,11 +67,14 @@ def fit(model, optimizer, schedule, data, recorder, cfg, device, folder=None, re
     state.wandb_id = wandb_id
     total = total_steps(cfg, len(data.train))
     save = functools.partial(save_checkpoint, state, folder, recorder, world)
+    # the bar only on a terminal (disable=None); the log lines of the epochs go around it
     progress = tqdm(total=total, initial=state.step, disable=None if world.main else True,
                     dynamic_ncols=True, unit="step")
+    launch, last = (time.perf_counter(), state.step), {}
     try:
-        with PreemptionSignals() as signals:
+        with PreemptionSignals() as signals, logging_redirect_tqdm():
             for epoch in range(state.epoch, cfg.epochs):
+                began = (time.perf_counter(), state.step)
                 if state.batch == 0:  # else a resumed epoch: its totals come from the checkpoint
                     state.start_epoch(device)
                 model.train()
@@ -86,6 +86,7 @@ def fit(model, optimizer, schedule, data, recorder, cfg, device, folder=None, re
                                         state.totals)
                     if record:
                         recorder.log(record)
+                        last = record
                         progress.set_postfix(loss=f"{record['train/loss']:.4f}", refresh=False)
                     state.step += 1
                     progress.update()
@@ -99,8 +100,10 @@ def fit(model, optimizer, schedule, data, recorder, cfg, device, folder=None, re
                 state.batch = 0
                 if not end_epoch(state, data, epoch, recorder, cfg, device, world):
                     break
-                every, last = cfg.checkpoint_every_n_epochs, epoch + 1 == cfg.epochs
-                if every and ((epoch + 1) % every == 0 or last or state.step >= total):
+                if world.main:
+                    log.info("%s", epoch_line(state, last, began, launch, total, cfg))
+                every, final = cfg.checkpoint_every_n_epochs, epoch + 1 == cfg.epochs
+                if every and ((epoch + 1) % every == 0 or final or state.step >= total):
                     save(epoch + 1, 0)
         state.summary["status"] = "completed"
     except Diverged as e:
@@ -110,6 +113,21 @@ def fit(model, optimizer, schedule, data, recorder, cfg, device, folder=None, re
         progress.close()
         state.summary["wall_time_s"] = state.elapsed
     return state.summary
+
+
+def epoch_line(state: TrainState, last: dict, began, launch, total: int, cfg) -> str:
+    """The epoch's log line, written with or without a terminal (SLURM, Docker, joblib).
+    began, launch: (time, step) at the start of the epoch and of this launch; last: the
+    latest training record."""
+    now, summary = time.perf_counter(), state.summary
+    eta = (total - state.step) * (now - launch[0]) / max(state.step - launch[1], 1)
+    parts = [f"epoch {summary['epochs']:.4g}/{cfg.epochs}", f"step {state.step}/{total}",
+             f"loss {summary['train/epoch_loss']:.4g}", f"test/acc {summary['test/acc']:.4f}"]
+    parts += [f"{name} {last[key]:.4g}" for name, key in (("lr", "lr"),
+              ("effective lr", "si/effective_lr")) if key in last]
+    images = (state.step - began[1]) * cfg.batch_size / (now - began[0])
+    return ", ".join([*parts, f"{images:.0f} images/s",
+                      f"ETA {datetime.timedelta(seconds=round(eta))}"])
 
 
 def save_checkpoint(state: TrainState, folder, recorder, world, epoch: int, batch: int) -> None:
@@ -139,6 +157,8 @@ def end_epoch(state: TrainState, data, epoch: int, recorder, cfg, device, world)
               "train/epoch_acc": epoch_sums["correct"].item() / seen}
     if monitor:
         record.update(monitor.end_epoch())
+    if cfg.full_gradient_images:
+        record.update(state.train_step.full_gradient(*data.train.first(cfg.full_gradient_images)))
     recalibrate_batch_norm(model, data.train, epoch, cfg.bn_recalibration_batches, device,
                            cfg.precision)
     record.update(evaluate(model, data.test, device, cfg.precision, world))

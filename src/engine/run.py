@@ -19,7 +19,7 @@ from src.engine.run_folder import RunFolder, Start, load_checkpoint
 from src.engine.toy import run_toy
 from src.tracking.metadata import run_metadata
 from src.tracking.records import NullRecorder, Recorder
-from src.tracking.run_format import CONFIG, METADATA, RESUMES
+from src.tracking.run_format import CHECKPOINTS, CONFIG, METADATA, RESUMES
 from src.tracking.wandb_sink import start_wandb
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,9 @@ def _train(cfg, folder: RunFolder, world: World, device_name: str) -> dict:
     recorder = Recorder(run_dir, sinks, keep_bytes=state["records_offset"] if state else 0)
     try:
         summary = run(recorder=recorder)
+        last = run_dir / CHECKPOINTS / "last.pt"
+        if sinks and cfg.logger.get("log_checkpoints") and last.exists():
+            sinks[0].log_checkpoint(last)
     except BaseException as e:
         status = {Preempted: "preempted", KeyboardInterrupt: "interrupted"}.get(type(e), "failed")
         summary = {"status": status, "error": str(e) if status == "preempted" else repr(e)}

@@ -5,13 +5,15 @@ into it again resumes or skips; a different config is refused, so no record is e
 overwritten by a mistyped command.
 """
 
-import fcntl
+import errno
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from filelock import FileLock, SoftFileLock, Timeout
 from omegaconf import OmegaConf
 
 from src.errors import UserError
@@ -25,6 +27,8 @@ from src.tracking.run_format import (
     identity,
     read_summary,
 )
+
+log = logging.getLogger(__name__)
 
 
 def _flatten(tree, prefix="") -> dict:
@@ -93,18 +97,29 @@ class RunFolder:
         self.config = None  # the run's identity, set by start()
 
     def lock(self) -> None:
-        """Refuse a second process in this folder (a grid launched twice, say)."""
+        """Refuse a second process in this folder (a grid launched twice, say). flock where
+        the file system has it; where it has not (Lustre without -o flock, some NFS), a lock
+        file naming its process, which a later launch breaks once that process is gone."""
         self.path.mkdir(parents=True, exist_ok=True)
-        self._lock = open(self.path / ".lock", "a")  # noqa: SIM115 -- held for the whole run
+        lock = FileLock(self.path / ".lock", timeout=0)  # flock's ENOSYS: filelock falls back
         try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UserError(f"run folder {self.path} is in use by another process; wait for "
-                            f"it, or choose another folder (hydra.run.dir=...)") from None
+            try:
+                lock.acquire()
+            except OSError as e:
+                if isinstance(e, Timeout) or e.errno not in (errno.EOPNOTSUPP, errno.ENOLCK):
+                    raise
+                log.warning("no flock in %s (%s): a lock file instead", self.path, e.strerror)
+                lock = SoftFileLock(self.path / ".lock.soft", timeout=0)
+                lock.acquire()
+        except Timeout as e:
+            raise UserError(f"run folder {self.path} is in use by another process; wait for it, "
+                            f"or choose another folder (hydra.run.dir=...); if no process runs "
+                            f"there, remove {e.lock_file}") from None
+        self._lock = lock
 
     def unlock(self) -> None:
         if self._lock is not None:
-            self._lock.close()  # closing the file releases the lock
+            self._lock.release()
             self._lock = None
 
     def holds_records(self) -> bool:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from src.engine.distributed import World, all_sum
+from src.engine.distributed import World, all_gather
 from src.engine.step import TrainStep, epoch_totals
 
 
@@ -65,13 +65,13 @@ class TrainState:
     def to_checkpoint(self, world: World, config: dict, records_offset: int) -> dict:
         """config: the run's identity (a checkpoint resumes only the same config);
         records_offset: the size of metrics.jsonl now. Every process must call it (the
-        epoch's totals are summed over them); only rank 0 writes the result."""
+        epoch's totals are gathered from all); only rank 0 writes the result."""
         s = self.train_step
         return {
             "config": config, "records_offset": records_offset,
             "step": self.step, "epoch": self.epoch, "batch": self.batch,
             "model": s.model.state_dict(), "optimizer": s.optimizer.state_dict(),
-            "totals": {k: all_sum(world, v) for k, v in self.totals.items()},
+            "totals": {k: all_gather(world, v) for k, v in self.totals.items()},  # a row a rank
             "guard": (s.guard.scale, s.guard.target),
             "monitor": s.monitor.epoch_start if s.monitor else None,
             "summary": self.summary, "elapsed": self.elapsed, "rng": rng_state(),
@@ -89,8 +89,13 @@ class TrainState:
         if s.monitor and checkpoint["monitor"] is not None:
             s.monitor.epoch_start = {k: [t.to(device) for t in v]
                                      for k, v in checkpoint["monitor"].items()}
-        # The epoch's totals so far are over all processes: rank 0 carries them on.
-        totals = ({k: v.to(device) for k, v in checkpoint["totals"].items()} if world.main
+        # Each rank carries on its own totals, so that the epoch's sums add up in the order an
+        # unbroken run adds them (bit for bit); on another number of processes rank 0 takes
+        # them all.
+        rows = checkpoint["totals"]
+        same_world = all(len(v) == world.size for v in rows.values())
+        totals = ({k: v[world.rank].to(device) for k, v in rows.items()} if same_world
+                  else {k: v.sum(0).to(device) for k, v in rows.items()} if world.main
                   else epoch_totals(device))
         set_rng_state(checkpoint["rng"])
         return cls(s, step=checkpoint["step"], epoch=checkpoint["epoch"],

@@ -11,8 +11,9 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from src.engine.distributed import World, all_max, all_sum
-from src.engine.metrics import ScaleInvariantMonitor
+from src.engine.metrics import ScaleInvariantMonitor, intrinsic_grad_sq
 from src.errors import UserError
+from src.optim.optimizer import invariant_sets
 from src.optim.renormalize import Renormalizer
 
 COMPILE_BACKENDS = ("inductor", "aot_eager", "eager", "cudagraphs")
@@ -55,13 +56,16 @@ def data_parallel(model, device, world: World):
 
 def scale_invariant_monitor(model, optimizer, tracked) -> ScaleInvariantMonitor | None:
     names = {id(p): n for n, p in model.named_parameters()}
-    named = {names[id(p)]: p for g in optimizer.param_groups if g["name"] == "scale_invariant"
-             for p in g["params"]}
+    groups = {g["name"]: g["params"] for g in optimizer.param_groups}
+    named = {names[id(p)]: p for p in groups.get("scale_invariant", [])}
     unknown = [name for name in tracked if name not in named]
     if unknown:
         raise UserError(f"trainer.track_params: {unknown} are not scale-invariant parameters of "
                         f"this model; some that are: {list(named)[:4]}")
-    return ScaleInvariantMonitor(named, list(tracked)) if named else None
+    if not named:
+        return None
+    return ScaleInvariantMonitor(named, list(tracked), invariant_sets(optimizer),
+                                 groups.get("rest", []))
 
 
 def epoch_totals(device) -> dict:
@@ -123,6 +127,25 @@ class TrainStep:
             totals["correct"] += (logits.argmax(1) == y).sum()
             totals["seen"] += len(y)
         return record
+
+    def full_gradient(self, x, y) -> dict:
+        """Paper B's stationarity measure (full/intrinsic_grad_sq, ...) of the loss on (x, y) as
+        one batch in train mode, at the current weights (e.g. the whole training set, where the
+        updates see mini-batches). The parameters' gradients and BN's running statistics are
+        left as they were."""
+        model, monitor = self.model, self.monitor
+        buffers = [b.clone() for b in model.buffers()]
+        with autocast(self.device, self.cfg.precision):
+            logits = model(x)
+        loss = F.cross_entropy(full_precision(logits), y)
+        params = [p for s in monitor.invariant_sets for p in s] + monitor.rest
+        grads = iter(torch.autograd.grad(loss, params))
+        set_grads = [[next(grads) for _ in s] for s in monitor.invariant_sets]
+        measure = intrinsic_grad_sq(monitor.invariant_sets, set_grads, list(grads))
+        with torch.no_grad():
+            for b, saved in zip(model.buffers(), buffers, strict=True):
+                b.copy_(saved)
+        return {"full/train_loss": loss.item(), **{f"full/{k}": v for k, v in measure.items()}}
 
     def check_finite(self, step: int) -> None:
         """Raise Diverged if a loss so far (in any process) or a parameter is NaN or infinite."""

@@ -44,6 +44,14 @@ def _draw_curves(ax, panel: Panel, groups: dict, facet) -> None:
                 label=text + (f" ({len(jobs)} seeds)" if len(jobs) > 1 else ""))
         if len(jobs) > 1:
             ax.fill_between(xs, low, high, color=color, alpha=0.2, lw=0)
+    ends = sorted((line.get_xdata()[-1], line.get_ydata()[-1]) for line in ax.get_lines()
+                  if len(line.get_xdata()))
+    if ends and panel.guides:  # through the median curve's end, so that slopes compare by eye
+        x_end, y_end = ends[len(ends) // 2]
+        for p, style in zip(panel.guides, (":", "-."), strict=False):
+            xs = [x_end / 100, x_end]
+            ax.plot(xs, [y_end * (x / x_end) ** p for x in xs], color="k", ls=style, lw=1,
+                    label=f"C T^{p:g}")
     ax.set_xlabel(panel.x)
 
 
@@ -104,6 +112,8 @@ def draw(sweep_dir) -> list[Path]:
         ax.set_ylabel(panel.ylabel)
         if panel.log_y:
             ax.set_yscale("log")
+        if panel.log_x:
+            ax.set_xscale("log")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(f"{figure.title}\n{setting(done)}", fontsize=10)

@@ -23,6 +23,8 @@ class Panel:
     ylabel: str
     log_y: bool = False
     x: str = "epoch"             # a metric, or for a sweep figure the swept config key
+    log_x: bool = False
+    guides: tuple[float, ...] = ()  # exponents p: a dashed line through C T^p for each
 
 
 @dataclass(frozen=True)
@@ -157,5 +159,16 @@ FIGURES = {
         final=("train/epoch_loss_last5", "test/acc"),
         note="Recalled, not confirmed: SGD with BN trains at every LR of the sweep; projected "
              "SGD and the net without BN fail at large LRs (>= 10).",
+    ),
+    "fig_auto_rate_convergence": Figure(
+        "Paper B's rates: GD at O(1/T), SGD at O(1/sqrt(T)), at any LR of the scale-invariant "
+        "weights",
+        curve=lambda cfg: f"lr={cfg.optimizer.lr:g}", group_by=("optimizer.lr",),
+        facet="method",
+        panels=(Panel("min over t < T of ||grad F||^2 on spheres x R^d", ("min_grad_sq",),
+                      "min ||grad F||^2", log_y=True, x="T", log_x=True, guides=(-1.0, -0.5)),),
+        final=("min_grad_sq", "train/epoch_loss", "test/acc"),
+        note="Paper B ran SGD only, on CIFAR-10, and states no lengths; its rates are upper "
+             "bounds (up to log factors), so steeper slopes agree with them.",
     ),
 }

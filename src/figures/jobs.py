@@ -1,6 +1,7 @@
 """A figure grid's jobs, read through the run folder format (src/tracking/run_format.py), and
 the numbers the figure, its table and its claims take from them."""
 
+import itertools
 import math
 import statistics
 from pathlib import Path
@@ -12,6 +13,7 @@ from src.figures.catalog import FIGURES, Figure
 from src.tracking import run_format
 
 LAST_EPOCHS = 5  # train/epoch_loss_last5: paper B's "average training loss of the last 5 epochs"
+MIN_GRAD_SQ, GRAD_SQ, FULL_GRAD_SQ = "min_grad_sq", "intrinsic_grad_sq", "full/intrinsic_grad_sq"
 
 
 class Job(run_format.Run):
@@ -19,18 +21,37 @@ class Job(run_format.Run):
 
     def final(self, key: str) -> float:
         """A final metric: the summary's, else the last record's, or the mean training loss of
-        the last epochs. NaN for a diverged job, whose last values come from before it
-        diverged."""
+        the last epochs, or the last min_grad_sq. NaN for a diverged job, whose last values
+        come from before it diverged."""
         if self.status == "diverged":
             return math.nan
         if key == "train/epoch_loss_last5":
             losses = [float(r["train/epoch_loss"]) for r in self.records
                       if "train/epoch_loss" in r][-LAST_EPOCHS:]
             return statistics.fmean(losses) if losses else math.nan
+        if key == MIN_GRAD_SQ:
+            points = self.points("T", key)
+            return points[-1][1] if points else math.nan
         value = self.summary.get(key)
         if value is None:
             value = next((r[key] for r in reversed(self.records) if key in r), math.nan)
         return float(value)
+
+    def points(self, x: str, key: str) -> list[tuple[float, float]]:
+        """(x, value) of each record that has both, or of a derived series:
+        min_grad_sq against x="T", paper B's min over t < T of ||grad F(theta_t)||^2 from the
+        full-set measure of each epoch (SGD's runs) or else of each update (GD's)."""
+        if key != MIN_GRAD_SQ:
+            return [(float(r[x]), float(r[key])) for r in self.records if key in r and x in r]
+        full = any(FULL_GRAD_SQ in r for r in self.records)
+        # An update's record measures theta_t, so t + 1 updates have been seen; an epoch's
+        # record measures the weights after its `step` updates.
+        measured = ([(r["step"], r[FULL_GRAD_SQ]) for r in self.records if FULL_GRAD_SQ in r]
+                    if full else [(r["step"] + 1, r[GRAD_SQ]) for r in self.records
+                                  if GRAD_SQ in r])
+        return list(zip([float(t) for t, _ in measured],
+                        itertools.accumulate((float(v) for _, v in measured), min),
+                        strict=True))
 
     def value(self, key: str | None):
         """A config value (None for no key or a key the config lacks)."""
@@ -77,9 +98,8 @@ def series(jobs: list[Job], x: str, key: str) -> tuple[list, list, list, list]:
     """x, and the mean, min and max over jobs of `key` at each x where any job has it."""
     at: dict[float, list[float]] = {}
     for job in jobs:
-        for r in job.records:
-            if key in r and x in r:
-                at.setdefault(float(r[x]), []).append(float(r[key]))
+        for t, v in job.points(x, key):
+            at.setdefault(t, []).append(v)
     xs = sorted(at)
     return (xs, [statistics.fmean(at[v]) for v in xs], [min(at[v]) for v in xs],
             [max(at[v]) for v in xs])

@@ -1,6 +1,7 @@
-"""Models: CIFAR PreResNets registered in timm, norm swapping, the scale-invariant mode."""
+"""Models: CIFAR PreResNets and VGGs registered in timm, norm swapping, the scale-invariant
+layouts."""
 
-from src.models import preresnet  # noqa: F401  (registers preresnet20/32/56/110 in timm)
-from src.models.factory import NORMS, build_model, invariant_sets, split_parameters
+from src.models import preresnet, vgg  # noqa: F401  (register preresnet20/..., vgg11_cifar/...)
+from src.models.factory import LAYOUTS, NORMS, PAPER_B, Split, build_model, split_parameters
 
-__all__ = ["NORMS", "build_model", "invariant_sets", "split_parameters"]
+__all__ = ["LAYOUTS", "NORMS", "PAPER_B", "Split", "build_model", "split_parameters"]

@@ -2,13 +2,17 @@
 
 `scale_invariant=True` follows paper A's experiments: every norm layer's affine is frozen at
 (weight 1, bias 0) and the classifier is frozen at a random init with a fixed norm drawn from
-its own seed. The loss is then invariant to scaling all trained weights together. Parameter
-groups are split by construction and the invariance is checked numerically on a float64 copy,
-not inferred from parameter names.
+its own seed. The loss is then invariant to scaling all trained weights together.
+`scale_invariant=paper_b` follows paper B's: nothing is frozen, each norm layer's (weight,
+bias) that reaches a norm layer through ReLU is a scale-invariant set of its own, and what is
+not invariant (the last BN's pair, src/models/vgg.py) is trained as the scale-variant rest.
+Either way the invariance is checked numerically on a float64 copy, not inferred from
+parameter names.
 """
 
 import copy
 import functools
+from dataclasses import dataclass
 
 import timm
 import torch
@@ -17,6 +21,11 @@ from torch import nn
 
 NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 NEGLIGIBLE_EPS = 1e-30  # far below any activation variance in float32 or float64
+# model.scale_invariant: true (paper A: norm affines and classifier frozen, every trained weight
+# scale invariant), false (nothing frozen; the invariant weights found as in paper A), or
+# paper_b (nothing frozen; paper B's sets, each norm layer's (weight, bias) among them).
+PAPER_B = "paper_b"
+LAYOUTS = (True, False, PAPER_B)
 
 
 # model.norm -> timm's `norm_layer` (given gn's group count); keyword-only partials, as timm's
@@ -68,7 +77,7 @@ def build_model(cfg, num_classes: int) -> nn.Module:
     model = timm.create_model(cfg.name, num_classes=num_classes, **kwargs)
     if cfg.get("norm_eps") is not None:
         set_norm_eps(model, cfg.norm_eps)
-    if cfg.scale_invariant:
+    if cfg.scale_invariant is True:
         freeze_for_scale_invariance(model, cfg.head_seed, cfg.head_norm)
     return model
 
@@ -93,39 +102,96 @@ def scale_invariance_error(
     return ((scaled - reference).abs().max() / reference.abs().max()).item()
 
 
-def _probe(model: nn.Module, input_shape) -> tuple[nn.Module, torch.Tensor]:
-    """A float64 CPU copy of the model with negligible norm eps, and inputs for it."""
-    probe = copy.deepcopy(model).double().cpu()
-    set_norm_eps(probe, NEGLIGIBLE_EPS)
-    g = torch.Generator().manual_seed(0)
-    return probe, torch.randn(4, *input_shape, dtype=torch.float64, generator=g)
+class _Probe:
+    """A float64 CPU copy of the model with negligible norm eps, fixed inputs and its outputs
+    on them: error(names) is the relative output change when the parameters `names` are scaled
+    by SCALE, in place and back (a power of 2, so the copy returns exactly to where it was)."""
+
+    SCALE = 16.0
+
+    def __init__(self, model: nn.Module, input_shape):
+        self.model = copy.deepcopy(model).double().cpu().train()
+        set_norm_eps(self.model, NEGLIGIBLE_EPS)
+        self.params = dict(self.model.named_parameters())
+        g = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for p in self.params.values():
+                if p.requires_grad:  # trained values move: check away from special ones (bias 0)
+                    p.add_(0.1 * torch.randn(p.shape, dtype=p.dtype, generator=g))
+        self.x = torch.randn(4, *input_shape, dtype=torch.float64, generator=g)
+        self.reference = self._outputs()
+
+    @torch.no_grad()
+    def _outputs(self) -> torch.Tensor:
+        with torch.random.fork_rng():
+            torch.manual_seed(0)  # the same dropout / drop-path masks in every pass
+            return self.model(self.x)
+
+    @torch.no_grad()
+    def error(self, names) -> float:
+        params = [self.params[n] for n in names]
+        for p in params:
+            p.mul_(self.SCALE)
+        outputs = self._outputs()
+        for p in params:
+            p.div_(self.SCALE)
+        return ((outputs - self.reference).abs().max() / self.reference.abs().max()).item()
 
 
-def invariant_sets(model: nn.Module, names: list[str], input_shape,
-                   tol: float = 1e-8) -> list[list[str]]:
-    """The scale-invariant group `names` split into sets the loss is invariant to one by one:
-    each tensor that alone feeds a norm layer (a residual block's first conv), then all the
-    others together (the convs whose outputs meet in a residual sum: only their common scale
-    is free). The rest is invariant jointly because the whole group and each single one are."""
-    probe, x = _probe(model, input_shape)
-    single = [n for n in names if scale_invariance_error(probe, {n}, x, 10.0) <= tol]
-    joint = [n for n in names if n not in single]
-    return [[n] for n in single] + ([joint] if joint else [])
+def _module_of(name: str) -> str:
+    return name.rpartition(".")[0]
 
 
-def split_parameters(
-    model: nn.Module, input_shape: tuple[int, ...], tol: float = 1e-8
-) -> tuple[dict[str, nn.Parameter], dict[str, nn.Parameter], float]:
-    """(scale-invariant, rest, measured error): the trained weights of >= 2 dims outside the
-    classifier form the candidate group; it is kept only if scaling it leaves the outputs
-    unchanged on a float64 copy with negligible norm eps. Otherwise all go to `rest`.
+def invariant_sets(probe: "_Probe", names: list[str], tol: float = 1e-8) -> list[list[str]]:
+    """The parameters `names` as sets the loss is scale invariant to one by one, each checked:
+    first each tensor alone (a conv kernel that alone feeds a norm layer), then the tensors of
+    one module together (a norm layer's (weight, bias) whose output reaches a norm layer through
+    ReLU: paper B's (gamma, beta) pairs), then all that is left together (the convs whose
+    outputs meet in a residual sum: only their common scale is free), if the loss is invariant
+    to that. What no set holds is not scale invariant."""
+    sets = [[n] for n in names if probe.error([n]) <= tol]
+    left = [n for n in names if [n] not in sets]
+    modules: dict[str, list[str]] = {}
+    for n in left:
+        modules.setdefault(_module_of(n), []).append(n)
+    sets += [m for m in modules.values() if len(m) > 1 and probe.error(m) <= tol]
+    left = [n for n in left if not any(n in s for s in sets)]
+    if left and probe.error(left) <= tol:
+        sets.append(left)
+    return sets
+
+
+@dataclass(frozen=True)
+class Split:
+    """The model's trained parameters as the optimizer's two groups."""
+    invariant: dict[str, nn.Parameter]  # the scale-invariant group
+    rest: dict[str, nn.Parameter]       # everything else that is trained
+    sets: list[list[str]]               # the group as sets invariant one by one
+    error: float                        # the candidates' joint invariance error
+
+
+def split_parameters(model: nn.Module, input_shape: tuple[int, ...], layout=True,
+                     with_sets: bool = False, tol: float = 1e-8) -> Split:
+    """Which trained parameters the loss is scale invariant to, checked on a float64 copy with
+    negligible norm eps (model.scale_invariant is `layout`):
+    * true / false (paper A): the trained weights of >= 2 dims outside the classifier form
+      the candidate group, kept only if scaling it all leaves the outputs unchanged (else all
+      go to `rest`); its sets only `with_sets` (a forward pass of the copy per tensor);
+    * paper_b: every set invariant_sets finds among all trained parameters, the norm layers'
+      (weight, bias) pairs included; the rest (e.g. the last BN's pair) is scale variant.
     """
-    head = {id(p) for p in model.get_classifier().parameters()}
+    probe = _Probe(model, input_shape)
     trained = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    candidate = {n: p for n, p in trained.items() if p.ndim > 1 and id(p) not in head}
-    probe, x = _probe(model, input_shape)
-    error = scale_invariance_error(probe, set(candidate), x, 10.0) if candidate else 1.0
-    if error > tol:
-        return {}, trained, error
-    rest = {n: p for n, p in trained.items() if n not in candidate}
-    return candidate, rest, error
+    if layout == PAPER_B:
+        sets = invariant_sets(probe, list(trained), tol)
+        names = [n for s in sets for n in s]
+        error = probe.error(names) if names else 1.0
+    else:
+        head = {id(p) for p in model.get_classifier().parameters()}
+        names = [n for n, p in trained.items() if p.ndim > 1 and id(p) not in head]
+        error = probe.error(names) if names else 1.0
+        if error > tol:
+            return Split({}, trained, [], error)
+        sets = invariant_sets(probe, names, tol) if with_sets else []
+    invariant = {n: trained[n] for n in names}
+    return Split(invariant, {n: p for n, p in trained.items() if n not in invariant}, sets, error)

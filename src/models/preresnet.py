@@ -45,6 +45,7 @@ class PreResNet(nn.Module):
         num_classes: int = 10,
         in_chans: int = 3,
         widths: tuple[int, ...] = (16, 32, 64),
+        width: float = 1.0,
         norm_layer="batchnorm2d",
         act_layer="relu",
         drop_rate: float = 0.0,
@@ -53,18 +54,19 @@ class PreResNet(nn.Module):
         if (depth - 2) % 6:
             raise ValueError(f"PreResNet depth must be 6n + 2, got {depth}")
         blocks_per_stage = (depth - 2) // 6
+        widths = tuple(max(1, round(w * width)) for w in widths)  # `width` multiplies them all
         norm_layer, act_layer = get_norm_layer(norm_layer), get_act_layer(act_layer)
         self.num_classes, self.num_features = num_classes, widths[-1]
         self.drop_rate = drop_rate
 
         self.stem = conv3x3(in_chans, widths[0])
         stages, in_chs = [], widths[0]
-        for i, width in enumerate(widths):
+        for i, out_chs in enumerate(widths):
             blocks = []
             for j in range(blocks_per_stage):
                 stride = 2 if i > 0 and j == 0 else 1
-                blocks.append(PreActBlock(in_chs, width, stride, norm_layer, act_layer))
-                in_chs = width
+                blocks.append(PreActBlock(in_chs, out_chs, stride, norm_layer, act_layer))
+                in_chs = out_chs
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)
         self.norm = norm_layer(in_chs)

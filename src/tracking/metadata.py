@@ -40,7 +40,7 @@ def cpu_model() -> str:
 
 def run_metadata() -> dict:
     commit = _git("rev-parse", "HEAD")
-    lockfile = ROOT / "requirements.lock"
+    lockfile = ROOT / "uv.lock"
     cuda = torch.cuda.is_available()
     return {
         "git_commit": commit,

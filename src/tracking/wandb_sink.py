@@ -5,10 +5,12 @@ with its local records.
 """
 
 import logging
-import os
+
+from omegaconf import OmegaConf
 
 log = logging.getLogger(__name__)
 LOGGER_KINDS = ("wandb", "none")  # logger.kind: mirror the records to W&B, or keep them local
+WANDB_MODES = ("offline", "online", "disabled")  # logger.mode
 
 
 class WandbSink:
@@ -30,6 +32,16 @@ class WandbSink:
         self._guard(lambda: self.run.log({k: v for k, v in record.items() if k != "step"},
                                          step=step))
 
+    def log_checkpoint(self, path) -> None:
+        """The run's last checkpoint as an artifact (logger.log_checkpoints=true)."""
+        def log():
+            import wandb
+
+            artifact = wandb.Artifact(f"checkpoint-{self.run.id}", type="model")
+            artifact.add_file(str(path))
+            self.run.log_artifact(artifact)
+        self._guard(log)
+
     def finish(self, summary: dict) -> None:
         def close():
             self.run.summary.update(summary)
@@ -39,9 +51,10 @@ class WandbSink:
 
 
 def start_wandb(cfg, config: dict, run_dir, run_id: str | None = None) -> WandbSink | None:
-    """cfg: the `logger` config group. Mode: WANDB_MODE, else logger.mode (offline default).
-    run_id: the W&B run to go on with (a resumed run), else a new one."""
-    mode = os.environ.get("WANDB_MODE") or cfg.mode
+    """cfg: the `logger` config group; its mode is already the command line's, else
+    WANDB_MODE, else offline (conf/logger/wandb.yaml), and wandb.init's argument beats the
+    environment. run_id: the W&B run to go on with (a resumed run), else a new one."""
+    mode = cfg.mode
     try:
         import wandb
 
@@ -56,3 +69,26 @@ def start_wandb(cfg, config: dict, run_dir, run_id: str | None = None) -> WandbS
         return None
     log.info("W&B run %s (mode %s) in %s", run.id, mode, run_dir)
     return WandbSink(run)
+
+
+def log_grid(cfg, sweep_dir, files) -> None:
+    """A figure grid's figure (as an image), table.md and table.json, as a W&B run of the
+    grid's group (job_type figure) with the files in an artifact. cfg: the `logger` group."""
+    from pathlib import Path
+
+    sink = start_wandb(OmegaConf.merge(cfg, {"job_type": "figure", "name": "figure"}),
+                       {"sweep_dir": str(sweep_dir)}, sweep_dir)
+    if sink is None:
+        return
+
+    def log():
+        import wandb
+
+        images = {p.stem: wandb.Image(str(p)) for p in map(Path, files) if p.suffix == ".png"}
+        sink.run.log(images)
+        artifact = wandb.Artifact(f"grid-{sink.run.id}", type="figure")
+        for path in files:
+            artifact.add_file(str(path))
+        sink.run.log_artifact(artifact)
+    sink._guard(log)
+    sink.finish({"status": "completed"})
