@@ -36,7 +36,8 @@ FIG_OVERRIDES = {
     "fig_norms": [*STEPS, "seed=0", "model=preresnet20", "model.norm=bn,gn"],
     "fig_equilibrium": [*STEPS, "schedule.milestones=[1]"],
     "fig_toy": ["toy.steps=4", "toy.log_every=2", "toy.quadrature_points=8"],
-    "fig_auto_rate": [*STEPS, "seed=0,1", "optimizer.lr=0.1,1e6", "auto_rate=sgd,no_norm"],
+    "fig_auto_rate": [*STEPS, "seed=0,1", "optimizer.lr=0.1,1e6", "auto_rate=sgd,no_norm",
+                      "model.kwargs.width=0.125"],
     "fig_auto_rate_convergence": [*STEPS, "seed=0", "optimizer.lr=1", "descent=gd,sgd",
                                   "model.kwargs.width=0.125"],
 }
