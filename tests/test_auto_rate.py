@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from src.engine.build import build
 from src.engine.metrics import intrinsic_grad_sq
 from src.engine.step import TrainStep
-from src.optim.optimizer import invariant_sets
+from src.optim.optimizer import group_sets
 
 # Paper B's GD in float64: the whole (synthetic, 8x8) training set per update, no augmentation,
 # no momentum, no weight decay. BN's eps made negligible: eps is the one break of exact scale
@@ -35,7 +35,7 @@ def test_paper_b_layout_is_found_numerically(tiny_cfg):
     _, model, optimizer, _ = build(tiny_cfg(*GD), torch.device("cpu"))
     names = {id(p): n for n, p in model.named_parameters()}
     groups = {g["name"]: [names[id(p)] for p in g["params"]] for g in optimizer.param_groups}
-    sets = [[names[id(p)] for p in s] for s in invariant_sets(optimizer)]
+    sets = [[names[id(p)] for p in s] for s in group_sets(optimizer)]
     convs = [n for n, p in model.named_parameters() if p.ndim == 4]
     norms = [n.rpartition(".")[0] for n in groups["scale_invariant"] if n.endswith(".bias")]
     # each kernel alone (the classifier's too: a BN follows it), each conv BN's pair together
@@ -55,7 +55,7 @@ def test_gd_identities_of_every_invariant_set(tiny_cfg):
     cfg = tiny_cfg(*GD)
     data, model, optimizer, schedule = build(cfg, torch.device("cpu"))
     step = TrainStep(model.train(), optimizer, schedule, cfg.trainer, torch.device("cpu"))
-    sets, lr = invariant_sets(optimizer), cfg.optimizer.lr
+    sets, lr = group_sets(optimizer), cfg.optimizer.lr
     ((x, y),) = list(data.train.epoch(0))  # one batch: the whole training set
     sq = lambda tensors: sum((t.double() ** 2).sum() for t in tensors).item()  # noqa: E731
     worst = {"growth": 0.0, "cos": 0.0, "effective_lr": 0.0}

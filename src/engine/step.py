@@ -13,7 +13,7 @@ from torch.nn.parallel import DistributedDataParallel
 from src.engine.distributed import World, all_max, all_sum
 from src.engine.metrics import ScaleInvariantMonitor, intrinsic_grad_sq
 from src.errors import UserError
-from src.optim.optimizer import invariant_sets
+from src.optim.optimizer import group_sets
 from src.optim.renormalize import Renormalizer
 
 COMPILE_BACKENDS = ("inductor", "aot_eager", "eager", "cudagraphs")
@@ -64,7 +64,7 @@ def scale_invariant_monitor(model, optimizer, tracked) -> ScaleInvariantMonitor 
                         f"this model; some that are: {list(named)[:4]}")
     if not named:
         return None
-    return ScaleInvariantMonitor(named, list(tracked), invariant_sets(optimizer),
+    return ScaleInvariantMonitor(named, list(tracked), group_sets(optimizer),
                                  groups.get("rest", []))
 
 

@@ -14,7 +14,7 @@ class ProjectedSGD(torch.optim.SGD):
 
     def __init__(self, params, **kwargs):
         super().__init__(params, **kwargs)
-        self.projected = invariant_sets(self)
+        self.projected = group_sets(self)
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -59,7 +59,7 @@ def build_optimizer(model, cfg, *, input_shape, scale_invariant) -> torch.optim.
     return ProjectedSGD(groups, lr=cfg.lr, momentum=cfg.momentum)
 
 
-def invariant_sets(optimizer) -> list[list[torch.Tensor]]:
+def group_sets(optimizer) -> list[list[torch.Tensor]]:
     """The scale-invariant group's sets, as lists of its tensors (none without the group)."""
     group = next((g for g in optimizer.param_groups if g["name"] == "scale_invariant"), None)
     return [] if group is None else [[group["params"][i] for i in s] for s in group["sets"]]
