@@ -266,3 +266,47 @@ def test_table_json_carries_the_numbers_of_table_md(tmp_path):
     band = next(c for c in data["claims"] if c["name"] == "test_acc_within_band")
     assert band["measured"]["epochs"] == EPOCHS and math.isclose(
         band["measured"]["largest_excess"], 0.1 - 0.01, rel_tol=1e-9)  # TEXP's low edge
+
+
+def rotation_records(lr, wd, good, divide_at=None, steps=6000, scale=1.0):
+    """Records of a run whose two sets turn by Delta* (good), or by 1.4x and 1x of it, with
+    norms at Thm 2's for L = 2 (good) or 1.3x it; `scale` multiplies the angles (a twin's)."""
+    from src.theory.equilibrium import equilibrium_angle, equilibrium_norm4
+    records = []
+    for t in range(0, steps, 100):
+        eta = lr / 10 if divide_at is not None and t >= divide_at else lr
+        predicted = equilibrium_angle(eta * wd, 0.9)
+        angles = [predicted, predicted] if good else [1.4 * predicted, predicted]
+        if divide_at is not None and divide_at <= t < divide_at + (12000 if good else 100):
+            angles = [predicted / 3, predicted / 3]  # on its way up (good: beyond the bound)
+        norm = equilibrium_norm4(2.0, eta, wd, 0.9) ** 0.25 * (1.0 if good else 1.3)
+        record = {"step": t, "epoch": t / 100, "si/angular_update_predicted": predicted,
+                  "si/sets/angular_update_mean": scale * sum(angles) / 2}
+        for name, a in zip(("a", "b"), angles, strict=True):
+            record.update({f"si/set/{name}/angular_update": scale * a,
+                           f"si/set/{name}/weight_norm": norm,
+                           f"si/set/{name}/sphere_grad_sq": 2.0})
+        records.append(record)
+    return records
+
+
+@pytest.mark.parametrize("good", [True, False])
+def test_rotational_equilibrium_claims(tmp_path, good):
+    name = "fig_rotational_equilibrium"
+    for rotation, lr, wd in (("base", 0.1, 5e-4), ("half_lr", 0.05, 1e-3)):
+        write_job(tmp_path / rotation, name, [f"rotation={rotation}"],
+                  rotation_records(lr, wd, good or rotation == "base"), done())
+    write_job(tmp_path / "explr", name, ["rotation=explr"],
+              rotation_records(0.1, 5e-4, True, scale=1.0 if good else 1.1), done())
+    write_job(tmp_path / "step", name, ["rotation=step"],
+              rotation_records(0.1, 5e-4, good, divide_at=1000, steps=60000), done())
+    found = measured(tmp_path, name)
+    assert {k: c.holds for k, c in found.items()} == {
+        k: good for k in ("angle_matches_prediction", "equal_intrinsic_lr_equal_angle",
+                          "rotational_balance", "twin_same_rotation",
+                          "relaxation_after_division", "norm_matches_thm2")}
+    relaxation = found["relaxation_after_division"].measured["step lr=0.1 wd=0.0005"]
+    assert relaxation["lower_bound"] == pytest.approx(math.log(10) * 0.1 / (4 * 0.01 * 5e-4))
+    assert relaxation["steps_to_95pct"] == (12000 if good else 100)
+    ratio = found["angle_matches_prediction"].measured["constant lr=0.05 wd=0.001"]["ratio"]
+    assert ratio == pytest.approx(1.0 if good else 1.2, rel=1e-12)

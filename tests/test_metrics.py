@@ -7,11 +7,24 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from src.engine.metrics import ScaleInvariantMonitor, angle, weight_metrics
+from src.engine.metrics import (
+    FlatGroup,
+    ScaleInvariantMonitor,
+    angle_from_chord_sq,
+    weight_metrics,
+)
 from src.engine.run import train
 from src.models import build_model
 from src.models.factory import NEGLIGIBLE_EPS, set_norm_eps
 from src.tracking.run_format import read_metrics
+
+
+def sums(weights, grads):
+    """||w||^2, ||g||^2, <w, g> of tensor lists, the plain way."""
+    def dot(a, b):
+        return sum(float(torch.vdot(x.detach().flatten(), y.detach().flatten()))
+                   for x, y in zip(a, b, strict=True))
+    return dot(weights, weights), dot(grads, grads), dot(weights, grads)
 
 
 @pytest.mark.parametrize("theta", [math.pi / 2, 0.3, 1e-4, 1e-8])
@@ -19,9 +32,12 @@ def test_angle_is_accurate_down_to_tiny_angles(theta):
     e1, e2 = torch.zeros(5, dtype=torch.float64), torch.zeros(5, dtype=torch.float64)
     e1[0], e2[1] = 1.0, 1.0
     rotated = math.cos(theta) * e1 + math.sin(theta) * e2
-    # split into two "tensors" and scale one vector: the angle ignores the norms
-    assert angle([e1[:2], e1[2:]], [7 * rotated[:2], 7 * rotated[2:]]) == pytest.approx(
-        theta, rel=1e-12)
+    # two "tensors" in one set, the vector scaled: the angle ignores the norms
+    group = FlatGroup([e1[:2], e1[2:]], [[0, 1]])
+    whole, per_set, own = group.chords_sq(e1, 7 * rotated, [0])
+    assert angle_from_chord_sq(whole.item()) == pytest.approx(theta, rel=1e-12)
+    assert angle_from_chord_sq(per_set.item()) == pytest.approx(theta, rel=1e-12)
+    assert angle_from_chord_sq(own.item()) == pytest.approx(theta, rel=1e-12)  # e2 not in it
 
 
 def test_gradient_is_orthogonal_to_scale_invariant_weights():
@@ -33,22 +49,22 @@ def test_gradient_is_orthogonal_to_scale_invariant_weights():
     x, y = torch.randn(16, 3, 32, 32, dtype=torch.float64), torch.randint(10, (16,))
     F.cross_entropy(model(x), y).backward()
     weights = [p for p in model.parameters() if p.requires_grad]
-    metrics = weight_metrics(weights, [p.grad for p in weights], lr=0.1)
+    metrics = weight_metrics(*sums(weights, [p.grad for p in weights]), lr=0.1)
     assert abs(metrics["cos_weight_grad"]) < 1e-10  # the lemma <grad L(w), w> = 0
     assert metrics["effective_lr"] == pytest.approx(0.1 / metrics["weight_norm"] ** 2, rel=1e-14)
     params = dict(model.named_parameters())
     # A conv feeding a norm layer is scale invariant on its own; one feeding the residual
     # sum is not (only jointly with the others): its cosine is far from 0.
     one = params["stages.0.1.conv1.weight"]
-    assert abs(weight_metrics([one], [one.grad], 0.1)["cos_weight_grad"]) < 1e-10
+    assert abs(weight_metrics(*sums([one], [one.grad]), 0.1)["cos_weight_grad"]) < 1e-10
     one = params["stages.0.1.conv2.weight"]
-    assert abs(weight_metrics([one], [one.grad], 0.1)["cos_weight_grad"]) > 1e-6
+    assert abs(weight_metrics(*sums([one], [one.grad]), 0.1)["cos_weight_grad"]) > 1e-6
 
 
 def test_monitor_angular_update_matches_the_step():
     w = torch.nn.Parameter(torch.tensor([1.0, 0.0], dtype=torch.float64))
     w.grad = torch.tensor([0.0, -1.0], dtype=torch.float64)
-    monitor = ScaleInvariantMonitor({"w": w}, ["w"])
+    monitor = ScaleInvariantMonitor({"w": w}, ["w"], [[0]])
     monitor.start_epoch()
     record = monitor.before_step(lr=0.5)
     with torch.no_grad():

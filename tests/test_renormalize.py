@@ -64,7 +64,7 @@ def test_projected_sgd_keeps_the_norm_of_every_invariant_set(tiny_cfg):
         data, model, optimizer, _ = build(cfg, torch.device("cpu"))
         named = dict(model.named_parameters())
         sets = [[named[n] for n in names] for names in
-                split_parameters(model, data.input_shape, with_sets=True).sets]
+                split_parameters(model, data.input_shape).sets]
         before = [torch.linalg.vector_norm(torch.cat([p.flatten() for p in s])) for s in sets]
         for x, y in list(data.train.epoch(0))[:3]:
             optimizer.zero_grad()

@@ -3,7 +3,9 @@
 weight_norm ||w||, weight_norm_sq, effective_lr lr/||w||^2 (the step size of w/||w|| on the
 sphere), grad_norm, cos_weight_grad (~0 certifies scale invariance: <grad L(w), w> = 0),
 norm_sq_over_lr ||w||^2/lr (constant under ExpLR), angular_update (the angle between w before
-and after an update, or over an epoch); and paper B's stationarity measure (intrinsic_grad_sq).
+and after an update, or over an epoch); paper B's stationarity measure (intrinsic_grad_sq);
+and each invariant set's angle, norm and squared gradient norm at unit weights, whose
+equilibrium src/theory/equilibrium.py predicts.
 """
 
 import math
@@ -14,29 +16,16 @@ from torch.nn.utils import get_total_norm
 from src.theory.equivalence import Rescaling
 
 
-def _dot(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
-    return torch.stack([torch.vdot(x.flatten(), y.flatten()) for x, y in zip(a, b, strict=True)]
-                       ).sum()
+def angle_from_chord_sq(chord_sq: float) -> float:
+    """The angle between unit vectors u, v from |u - v|^2: 2 asin(|u - v| / 2) keeps full
+    precision for tiny angles, where acos(<u, v>) loses half the digits."""
+    return 2.0 * math.asin(min(math.sqrt(chord_sq) / 2.0, 1.0))
 
 
-def angle(before: list[torch.Tensor], after: list[torch.Tensor]) -> float:
-    """The angle between two weight vectors given as lists of tensors, in radians.
-
-    2 asin(|u - v| / 2) for unit vectors u, v keeps full precision for tiny angles, where
-    acos(<u, v>) loses half the digits.
-    """
-    nb, na = _dot(before, before).sqrt(), _dot(after, after).sqrt()
-    diff = [b / nb - a / na for b, a in zip(before, after, strict=True)]
-    return 2.0 * math.asin(min(_dot(diff, diff).sqrt().item() / 2.0, 1.0))
-
-
-@torch.no_grad()
-def weight_metrics(weights: list[torch.Tensor], grads: list[torch.Tensor], lr: float,
-                   scale: float = 1.0) -> dict:
-    """`weights` may be `scale` times the nominal ones (renormalised, with LR scale^2 lr):
-    norms are reported for the nominal weights; the other metrics do not change."""
-    w2, g2, wg = (_dot(a, b).item() for a, b in
-                  ((weights, weights), (grads, grads), (weights, grads)))
+def weight_metrics(w2: float, g2: float, wg: float, lr: float, scale: float = 1.0) -> dict:
+    """From ||w||^2, ||g||^2 and <w, g> of weights that may be `scale` times the nominal ones
+    (renormalised, with LR scale^2 lr): norms are reported for the nominal weights; the other
+    metrics do not change."""
     nominal = Rescaling(scale).inverse()
     lr, w2, g2 = lr * nominal.lr, w2 * nominal.weights**2, g2 * nominal.grad**2
     return {
@@ -58,7 +47,10 @@ def intrinsic_grad_sq(sets, set_grads, rest_grads) -> dict:
     sphere = sum((get_total_norm(w).double() * get_total_norm(g).double()) ** 2
                  for w, g in zip(sets, set_grads, strict=True))
     rest = get_total_norm(rest_grads).double() ** 2 if rest_grads else 0.0
-    sphere, rest = float(sphere), float(rest)
+    return stationarity(float(sphere), float(rest))
+
+
+def stationarity(sphere: float, rest: float) -> dict:
     return {"si/sphere_grad_sq": sphere, "rest/grad_sq": rest, "intrinsic_grad_sq": sphere + rest}
 
 
@@ -66,44 +58,129 @@ def grads_of(params) -> list[torch.Tensor]:
     return [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
 
 
+def set_name(names: list[str]) -> str:
+    """A set's name in records: its tensor's, its module's (a norm layer's weight and bias), or
+    `joint` (the tensors whose outputs meet in residual sums; a model has at most one)."""
+    modules = {n.rpartition(".")[0] for n in names}
+    return names[0] if len(names) == 1 else modules.pop() if len(modules) == 1 else "joint"
+
+
+class FlatGroup:
+    """The scale-invariant group's tensors as one float64 vector whose elements know their
+    tensor and their set: sums per tensor and per set are one index_add each, whatever the
+    number of tensors (no Python loop over them)."""
+
+    def __init__(self, params: list[torch.Tensor], sets: list[list[int]]):
+        device = params[0].device
+        self.params = params
+        sizes = torch.tensor([p.numel() for p in params], device=device)
+        self.tensor_of = torch.repeat_interleave(torch.arange(len(params), device=device), sizes)
+        set_of_tensor = torch.full((len(params),), -1, dtype=torch.int64)
+        for i, s in enumerate(sets):
+            set_of_tensor[s] = i
+        if (set_of_tensor < 0).any():
+            raise ValueError("every tensor of the scale-invariant group must be in one set")
+        self.set_of_tensor = set_of_tensor.to(device)
+        self.set_of = self.set_of_tensor[self.tensor_of]
+        self.num_sets = len(sets)
+        self.offsets = [0, *torch.cumsum(sizes, 0).tolist()]
+
+    def flat(self, tensors) -> torch.Tensor:
+        return torch.cat([t.detach().reshape(-1) for t in tensors]).double()
+
+    def per_tensor(self, *products: torch.Tensor) -> torch.Tensor:
+        """(tensors, len(products)) sums of each elementwise product over each tensor."""
+        out = products[0].new_zeros(len(self.params), len(products))
+        return out.index_add_(0, self.tensor_of, torch.stack(products, 1))
+
+    def per_set(self, per_tensor: torch.Tensor) -> torch.Tensor:
+        return per_tensor.new_zeros(self.num_sets, per_tensor.shape[1]).index_add_(
+            0, self.set_of_tensor, per_tensor)
+
+    def chords_sq(self, before: torch.Tensor, after: torch.Tensor, tracked: list[int]
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """|u - v|^2 of the unit vectors of before and after: of the whole group, of each set
+        and of each tracked tensor (each normalised on its own)."""
+        norms = self.per_tensor(before * before, after * after).sqrt_()  # per tensor
+        group = norms.square().sum(0).sqrt()
+        set_norms = self.per_set(norms.square()).sqrt_()[self.set_of]     # per element
+        whole = (before / group[0] - after / group[1]).square().sum()
+        per_set = self.per_set(self.per_tensor(
+            (before / set_norms[:, 0] - after / set_norms[:, 1]).square()))[:, 0]
+        own = [((before[self.offsets[i]:self.offsets[i + 1]] / norms[i, 0]
+                 - after[self.offsets[i]:self.offsets[i + 1]] / norms[i, 1]).square().sum())
+               for i in tracked]
+        return whole, per_set, torch.stack(own) if own else whole.new_zeros(0)
+
+
 class ScaleInvariantMonitor:
-    """Metrics of the scale-invariant group (`si/...`) and of named tensors in it
-    (`si/<name>/...`), with the angular update over one step and over each epoch, and paper
-    B's stationarity measure from the group's invariant sets and the rest's gradients."""
+    """Metrics of the scale-invariant group (`si/...`), of named tensors in it (`si/<name>/...`),
+    and of its invariant sets: their mean, min and max over sets (`si/sets/<metric>_mean`, ...),
+    and each set's own (`si/set/<set name>/...`) when `per_set`. The angular update over one
+    step and over each epoch; paper B's stationarity measure from the sets and the rest."""
 
     def __init__(self, named: dict[str, torch.Tensor], tracked: list[str],
-                 invariant_sets: list[list[torch.Tensor]] = (), rest: list[torch.Tensor] = ()):
-        self.sets = {"si": list(named.values())}
-        self.sets.update({f"si/{name}": [named[name]] for name in tracked})
-        self.invariant_sets, self.rest = list(invariant_sets), list(rest)
+                 sets: list[list[int]], rest: list[torch.Tensor] = (), per_set: bool = False):
+        names = list(named)
+        self.group = FlatGroup(list(named.values()), sets)
+        self.tracked = {name: names.index(name) for name in tracked}
+        self.set_names = [set_name([names[i] for i in s]) for s in sets]
+        self.rest, self.per_set = list(rest), per_set
         self.before = self.epoch_start = None
 
-    def stationarity(self) -> dict:
-        """intrinsic_grad_sq and its parts from the gradients the parameters hold."""
-        return intrinsic_grad_sq(self.invariant_sets, [grads_of(s) for s in self.invariant_sets],
-                                 grads_of(self.rest))
-
-    def _snapshot(self) -> dict[str, list[torch.Tensor]]:
-        return {key: [p.detach().clone() for p in params] for key, params in self.sets.items()}
-
-    def before_step(self, lr: float, scale: float = 1.0) -> dict:
-        """At theta_t, after backward: everything but the update's angle."""
-        self.before = self._snapshot()
-        record = self.stationarity() if self.invariant_sets else {}
-        for key, params in self.sets.items():
-            metrics = weight_metrics(params, grads_of(params), lr, scale)
-            record.update({f"{key}/{k}": v for k, v in metrics.items()})
+    def _summary(self, per_set: dict[str, torch.Tensor]) -> dict:
+        """per_set: metric -> a value per set."""
+        record = {}
+        for metric, values in per_set.items():
+            record.update({f"si/sets/{metric}_mean": values.mean().item(),
+                           f"si/sets/{metric}_min": values.min().item(),
+                           f"si/sets/{metric}_max": values.max().item()})
+            if self.per_set:
+                record.update({f"si/set/{name}/{metric}": v
+                               for name, v in zip(self.set_names, values.tolist(), strict=True)})
         return record
 
+    @torch.no_grad()
+    def before_step(self, lr: float, scale: float = 1.0) -> dict:
+        """At theta_t, after backward: everything but the update's angle."""
+        group = self.group
+        self.before = group.flat(group.params)
+        g = group.flat(grads_of(group.params))
+        sums = group.per_tensor(self.before * self.before, g * g, self.before * g)
+        sets = group.per_set(sums)
+        nominal = Rescaling(scale).inverse().weights
+        unit_grad_sq = sets[:, 0] * sets[:, 1]  # ||w||^2 ||grad_w||^2: L of each set
+        rest = get_total_norm(grads_of(self.rest)).double() ** 2 if self.rest else 0.0
+        record = stationarity(unit_grad_sq.sum().item(), float(rest))
+        record.update({f"si/{k}": v
+                       for k, v in weight_metrics(*sums.sum(0).tolist(), lr, scale).items()})
+        rows = sums[list(self.tracked.values())].tolist()
+        for name, row in zip(self.tracked, rows, strict=True):
+            record.update({f"si/{name}/{k}": v
+                           for k, v in weight_metrics(*row, lr, scale).items()})
+        record.update(self._summary({"weight_norm": sets[:, 0].sqrt() * nominal,
+                                     "sphere_grad_sq": unit_grad_sq}))
+        return record
+
+    def _angles(self, before: torch.Tensor, suffix: str) -> dict:
+        group = self.group
+        whole, sets, own = group.chords_sq(before, group.flat(group.params),
+                                           list(self.tracked.values()))
+        record = {f"si/{suffix}": angle_from_chord_sq(whole.item())}
+        record.update({f"si/{name}/{suffix}": angle_from_chord_sq(c)
+                       for name, c in zip(self.tracked, own.tolist(), strict=True)})
+        record.update(self._summary({suffix: 2.0 * torch.asin((sets.sqrt() / 2.0).clamp(max=1.0))}))
+        return record
+
+    @torch.no_grad()
     def after_step(self) -> dict:
-        record = {f"{key}/angular_update": angle(self.before[key], params)
-                  for key, params in self.sets.items()}
+        record = self._angles(self.before, "angular_update")
         self.before = None
         return record
 
     def start_epoch(self) -> None:
-        self.epoch_start = self._snapshot()
+        self.epoch_start = self.group.flat(self.group.params)
 
+    @torch.no_grad()
     def end_epoch(self) -> dict:
-        return {f"{key}/angular_update_epoch": angle(self.epoch_start[key], params)
-                for key, params in self.sets.items()}
+        return self._angles(self.epoch_start, "angular_update_epoch")

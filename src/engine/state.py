@@ -85,10 +85,13 @@ class TrainState:
         s = train_step
         s.model.load_state_dict(checkpoint["model"])
         s.optimizer.load_state_dict(checkpoint["optimizer"])
+        # load_state_dict makes new param_group dicts: the logged LR must come from them,
+        # not from the group the step held before (stale under any non-constant schedule).
+        s.logged_group = next(g for g in s.optimizer.param_groups
+                              if g["name"] == s.logged_group["name"])
         s.guard.scale, s.guard.target = checkpoint["guard"]
         if s.monitor and checkpoint["monitor"] is not None:
-            s.monitor.epoch_start = {k: [t.to(device) for t in v]
-                                     for k, v in checkpoint["monitor"].items()}
+            s.monitor.epoch_start = checkpoint["monitor"].to(device)
         # Each rank carries on its own totals, so that the epoch's sums add up in the order an
         # unbroken run adds them (bit for bit); on another number of processes rank 0 takes
         # them all.

@@ -15,6 +15,7 @@ from src.engine.metrics import ScaleInvariantMonitor, intrinsic_grad_sq
 from src.errors import UserError
 from src.optim.optimizer import group_sets
 from src.optim.renormalize import Renormalizer
+from src.theory.equilibrium import equilibrium_angle
 
 COMPILE_BACKENDS = ("inductor", "aot_eager", "eager", "cudagraphs")
 
@@ -55,17 +56,22 @@ def data_parallel(model, device, world: World):
 
 
 def scale_invariant_monitor(model, optimizer, tracked) -> ScaleInvariantMonitor | None:
+    """tracked: trainer.track_params, names of scale-invariant tensors or `all` (every set's
+    own metrics)."""
     names = {id(p): n for n, p in model.named_parameters()}
-    groups = {g["name"]: g["params"] for g in optimizer.param_groups}
-    named = {names[id(p)]: p for p in groups.get("scale_invariant", [])}
+    groups = {g["name"]: g for g in optimizer.param_groups}
+    invariant = groups.get("scale_invariant")
+    named = {names[id(p)]: p for p in invariant["params"]} if invariant else {}
+    per_set = tracked == "all"
+    tracked = [] if per_set else list(tracked)
     unknown = [name for name in tracked if name not in named]
     if unknown:
         raise UserError(f"trainer.track_params: {unknown} are not scale-invariant parameters of "
-                        f"this model; some that are: {list(named)[:4]}")
+                        f"this model; some that are: {list(named)[:4]}; or `all`")
     if not named:
         return None
-    return ScaleInvariantMonitor(named, list(tracked), group_sets(optimizer),
-                                 groups.get("rest", []))
+    rest = groups["rest"]["params"] if "rest" in groups else []
+    return ScaleInvariantMonitor(named, tracked, invariant["sets"], rest, per_set)
 
 
 def epoch_totals(device) -> dict:
@@ -87,6 +93,7 @@ class TrainStep:
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.guard = Renormalizer(model, optimizer, cfg.renormalize_above)
         self.monitor = scale_invariant_monitor(model, optimizer, cfg.track_params)
+        self.momentum = optimizer.defaults["momentum"]
         # The LR logged is the scale-invariant group's (the rest's if there is none), as the
         # schedule gives it: records show the process without renormalisation.
         self.logged_group = next(g for g in optimizer.param_groups
@@ -117,6 +124,10 @@ class TrainStep:
             if self.monitor:
                 record.update(self.monitor.before_step(group["lr"], self.guard.scale))
                 record["si/renorm_scale"] = self.guard.scale
+                intrinsic = self.schedule.groups["scale_invariant"].intrinsic_lr
+                if intrinsic is not None and intrinsic[step] > 0:
+                    record["si/angular_update_predicted"] = equilibrium_angle(
+                        float(intrinsic[step]), self.momentum)
         optimizer.step()
         if record and self.monitor:
             record.update(self.monitor.after_step())
@@ -133,15 +144,14 @@ class TrainStep:
         one batch in train mode, at the current weights (e.g. the whole training set, where the
         updates see mini-batches). The parameters' gradients and BN's running statistics are
         left as they were."""
-        model, monitor = self.model, self.monitor
+        model, sets, rest = self.model, group_sets(self.optimizer), self.monitor.rest
         buffers = [b.clone() for b in model.buffers()]
         with autocast(self.device, self.cfg.precision):
             logits = model(x)
         loss = F.cross_entropy(full_precision(logits), y)
-        params = [p for s in monitor.invariant_sets for p in s] + monitor.rest
-        grads = iter(torch.autograd.grad(loss, params))
-        set_grads = [[next(grads) for _ in s] for s in monitor.invariant_sets]
-        measure = intrinsic_grad_sq(monitor.invariant_sets, set_grads, list(grads))
+        grads = iter(torch.autograd.grad(loss, [p for s in sets for p in s] + rest))
+        set_grads = [[next(grads) for _ in s] for s in sets]
+        measure = intrinsic_grad_sq(sets, set_grads, list(grads))
         with torch.no_grad():
             for b, saved in zip(model.buffers(), buffers, strict=True):
                 b.copy_(saved)

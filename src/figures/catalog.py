@@ -63,6 +63,7 @@ AUTO_RATE = {"bn": "SGD", "none": "no normalisation"}
 # Keys' names in legends.
 LABELS = {"test/acc": "test", "train/epoch_acc": "train", "lr": "LR",
           "si/angular_update_epoch": "angle", "train/epoch_loss": "train loss",
+          "si/sets/angular_update_mean": "measured", "si/angular_update_predicted": "Delta*",
           **{f"si/stages.0.1.conv1.weight/{k}": v for k, v in
              (("weight_norm", "||w_t||"), ("weight_norm_sq", "||w_t||^2"))},
           **{f"{case}/{k}": f"{case.replace('_', ' ')}" for case in CASES
@@ -170,5 +171,21 @@ FIGURES = {
         final=("min_grad_sq", "train/epoch_loss", "test/acc"),
         note="Paper B ran SGD only, on CIFAR-10, and states no lengths; its rates are upper "
              "bounds (up to log factors), so steeper slopes agree with them.",
+    ),
+    "fig_rotational_equilibrium": Figure(
+        "Beyond the papers: every scale-invariant set turns by sqrt(2 lr wd / (1 + momentum)) "
+        "per update",
+        curve=lambda cfg: (f"{SCHEDULES[cfg.schedule.name]}, lr {cfg.optimizer.lr:g}, "
+                           f"wd {cfg.optimizer.weight_decay:g}"),
+        group_by=("schedule.name", "optimizer.lr", "optimizer.weight_decay"),
+        facet="schedule.name",
+        # the sets' min and max (rotational balance) are in the table: as lines they crowd it
+        panels=(Panel("angle per update, mean over sets",
+                      ("si/sets/angular_update_mean", "si/angular_update_predicted"), "radians",
+                      log_y=True, x="step"),),
+        final=("test/acc", "si/sets/angular_update_mean"),
+        note="Wan et al. (NeurIPS 2021) and Kosson et al. (ICML 2024) measured this on "
+             "ImageNet; the relaxation time here is derived (src/theory/equilibrium.py), half "
+             "the one Wan et al. state.",
     ),
 }

@@ -18,10 +18,11 @@ from src.figures.catalog import Figure, PaperNumber
 from src.figures.claims import Claim, seed_stats
 from src.figures.claims_a import CHECKS as CHECKS_A
 from src.figures.claims_bc import CHECKS as CHECKS_BC
+from src.figures.claims_rotation import CHECKS as CHECKS_ROTATION
 from src.figures.jobs import Job, finished, setting
 from src.tracking.run_format import FINAL, jsonable
 
-CHECKS = {**CHECKS_A, **CHECKS_BC}
+CHECKS = {**CHECKS_A, **CHECKS_BC, **CHECKS_ROTATION}
 
 
 def claims(name: str, jobs: list[Job]) -> list[Claim]:

@@ -27,10 +27,9 @@ class ProjectedSGD(torch.optim.SGD):
 
 def build_optimizer(model, cfg, *, input_shape, scale_invariant) -> torch.optim.SGD:
     """SGD over the groups `scale_invariant` and `rest`; scale_invariant: model.scale_invariant.
-    The group lists its invariant sets as `sets` (indices into its params) where they are known
-    (paper B's layout, projected SGD): the projection and paper B's stationarity measure use
-    them."""
-    split = split_parameters(model, input_shape, scale_invariant, with_sets=cfg.projected)
+    The group lists its invariant sets as `sets` (indices into its params): the projection,
+    paper B's stationarity measure and the per-set metrics use them."""
+    split = split_parameters(model, input_shape, scale_invariant)
     si, rest = split.invariant, split.rest
     if scale_invariant is True and (rest or not si):
         names = ", ".join(list(rest)[:5]) or "all of them"

@@ -36,6 +36,10 @@ class GroupSchedule:
     # A twin's c: after update t its weights are scale[t] times those of the process it
     # imitates (exactly so when corrected). None for plain schedules.
     scale: np.ndarray | None = None
+    # eta*lambda of the process with weight decay that these updates are, or imitate (a twin's
+    # source): the clock of the rotational equilibrium (src/theory/equilibrium.py). None where
+    # the updates are equivalent to no such process (instant_decay).
+    intrinsic_lr: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,8 @@ def build_schedule(cfg, opt, steps_per_epoch: int, total_steps: int) -> Schedule
     rest = GroupSchedule(opt.rest_lr * factors, np.full(total_steps, opt.rest_weight_decay))
     lrs, wds = opt.lr * factors, np.full(total_steps, float(opt.weight_decay))
     if cfg.name in PLAIN:
-        return Schedule({"scale_invariant": GroupSchedule(lrs, wds), "rest": rest})
+        return Schedule({"scale_invariant": GroupSchedule(lrs, wds, intrinsic_lr=lrs * wds),
+                         "rest": rest})
 
     zeros = np.zeros(total_steps)
     if cfg.name == "instant_decay":
@@ -99,4 +104,5 @@ def build_schedule(cfg, opt, steps_per_epoch: int, total_steps: int) -> Schedule
     lr_twin, kappa, scale = twin(lrs, wds, m, r)
     if exact or not cfg.momentum_correction:
         kappa = zeros  # exact ratios make kappa zero up to rounding: no weight decay at all
-    return Schedule({"scale_invariant": GroupSchedule(lr_twin, kappa, scale), "rest": rest})
+    return Schedule({"scale_invariant": GroupSchedule(lr_twin, kappa, scale, lrs * wds),
+                     "rest": rest})

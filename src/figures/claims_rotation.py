@@ -1,0 +1,213 @@
+"""Claims of the rotational equilibrium grid (fig_rotational_equilibrium): each run's measured
+angle per update against Delta* = sqrt(2 eta lambda / (1 + gamma)), equal eta*lambda giving
+equal angles, the balance across sets, the ExpLR twin's rotation, the relaxation after an LR
+division, and the equilibrium norm against Wan et al.'s Thm 2 with the measured L."""
+
+import math
+import statistics
+
+from src.figures.claims import Check, NotEvaluable, completed, need, where
+from src.theory.equilibrium import equilibrium_norm4, relaxation_steps, steps_after_division
+
+ANGLE_TOLERANCE = 0.10    # measured / predicted - 1, for runs of >= RELAXATIONS relaxation times
+RELAXATIONS = 5
+SAME_ANGLE = 0.05         # max / min - 1 of the runs that share eta*lambda
+BALANCE = 0.20            # (max - min) / mean over the sets of their angles
+TWIN = 0.05               # |ExpLR twin's angle / its source's - 1|
+NORM_TOLERANCE = 0.10     # measured ||w||^4 / Thm 2's, mean over the sets, - 1
+REACHED = 0.95            # the new equilibrium is reached when the angle is 95% of it
+PREDICTED, MEAN = "si/angular_update_predicted", "si/sets/angular_update_mean"
+
+
+def label(job) -> str:
+    return (f"{job.value('schedule.name')} lr={job.value('optimizer.lr'):g} "
+            f"wd={job.value('optimizer.weight_decay'):g}")
+
+
+def _records(job) -> list[dict]:
+    found = [r for r in job.records if PREDICTED in r and MEAN in r]
+    if len(found) < 6:
+        raise NotEvaluable(f"{job.path.name} has too few records with {PREDICTED} and {MEAN}")
+    return found
+
+
+def last_phase(job) -> tuple[list[dict], int]:
+    """The records after the last change of the prediction (an LR division), and its step."""
+    records = _records(job)
+    start = max((i for i in range(1, len(records))
+                 if records[i][PREDICTED] != records[i - 1][PREDICTED]), default=0)
+    return records[start:], int(records[start]["step"]) if start else 0
+
+
+def equilibrium(job) -> dict:
+    """The job's last third of its last phase: the measured angle (mean over sets and
+    records), Delta*, the relaxation time and how many fit in the phase, each set's mean angle
+    (and, with per-set records, its mean L and norm^4)."""
+    phase, start = last_phase(job)
+    tail = phase[len(phase) * 2 // 3:]
+    predicted = tail[-1][PREDICTED]
+    momentum = job.value("optimizer.momentum")
+    intrinsic = predicted**2 * (1.0 + momentum) / 2.0
+    tau = relaxation_steps(intrinsic, momentum)
+    measured = statistics.fmean(r[MEAN] for r in tail)
+    sets = sorted({k.split("/")[2] for k in tail[0] if k.startswith("si/set/")})
+    per_set = {n: statistics.fmean(r[f"si/set/{n}/angular_update"] for r in tail) for n in sets}
+    return {"measured": measured, "predicted": predicted, "ratio": measured / predicted,
+            "relaxation_steps": tau, "phase_steps": int(phase[-1]["step"]) - start,
+            "phase_start": start, "per_set": per_set, "tail": tail, "intrinsic_lr": intrinsic}
+
+
+def _jobs(jobs, failures):
+    return need(completed(jobs, "rotation", failures), "completed")
+
+
+def angle_measure(jobs):
+    measured, failures = {}, []
+    for job in _jobs(jobs, failures):
+        e = equilibrium(job)
+        relaxations = e["phase_steps"] / e["relaxation_steps"]
+        row = {k: e[k] for k in ("measured", "predicted", "ratio", "relaxation_steps")}
+        row["relaxations"] = relaxations
+        measured[label(job)] = row
+        if relaxations < RELAXATIONS:
+            row["decided"] = False
+        elif abs(e["ratio"] - 1.0) > ANGLE_TOLERANCE:
+            failures.append(f"{label(job)}: measured {e['measured']:.4g} rad, "
+                            f"{e['ratio']:.3f}x Delta*")
+    if not any(row.get("decided", True) for row in measured.values()):
+        raise NotEvaluable(f"no run lasts {RELAXATIONS} relaxation times")
+    return measured, failures
+
+
+def same_angle_measure(jobs):
+    failures, groups = [], {}
+    for job in where(_jobs(jobs, failures), "schedule.name", "constant"):
+        e = equilibrium(job)
+        groups.setdefault(f"{e['intrinsic_lr']:.6g}", {})[label(job)] = e["measured"]
+    shared = {il: g for il, g in groups.items() if len(g) > 1}
+    if not shared:
+        raise NotEvaluable("no two constant-LR runs share eta*lambda")
+    measured = {}
+    for il, group in shared.items():
+        spread = max(group.values()) / min(group.values()) - 1.0
+        measured[f"lr*wd={il}"] = {"angles": group, "spread": spread}
+        if spread > SAME_ANGLE:
+            failures.append(f"lr*wd={il}: the angles differ by {spread:.3g} (max/min - 1)")
+    return measured, failures
+
+
+def balance_measure(jobs):
+    measured, failures = {}, []
+    for job in _jobs(jobs, failures):
+        per_set = equilibrium(job)["per_set"]
+        if len(per_set) < 2:
+            raise NotEvaluable(f"{job.path.name}: no per-set records (trainer.track_params=all)")
+        values = list(per_set.values())
+        spread = (max(values) - min(values)) / statistics.fmean(values)
+        measured[label(job)] = {"sets": len(values), "spread": spread, "min": min(values),
+                                "max": max(values)}
+        if spread > BALANCE:
+            failures.append(f"{label(job)}: the sets' angles spread by {spread:.3g} of their mean")
+    return measured, failures
+
+
+def twin_measure(jobs):
+    failures = []
+    done = _jobs(jobs, failures)
+    twins = where(done, "schedule.name", "exp")
+    if not twins:
+        raise NotEvaluable("the grid has no ExpLR run")
+    measured = {}
+    for twin in twins:
+        source = [j for j in where(done, "schedule.name", "constant")
+                  if j.value("optimizer.lr") == twin.value("optimizer.lr")
+                  and j.value("optimizer.weight_decay") == twin.value("optimizer.weight_decay")]
+        if not source:
+            raise NotEvaluable(f"no constant-LR run with {label(twin)}'s LR and weight decay")
+        a, b = equilibrium(twin)["measured"], equilibrium(source[0])["measured"]
+        measured[label(twin)] = {"twin": a, "source": b, "ratio": a / b}
+        if abs(a / b - 1.0) > TWIN:
+            failures.append(f"{label(twin)}: its angle is {a / b:.3f}x its source's")
+    return measured, failures
+
+
+def relaxation_measure(jobs):
+    failures = []
+    decays = where(_jobs(jobs, failures), "schedule.name", "step")
+    if not decays:
+        raise NotEvaluable("the grid has no step-decay run")
+    measured = {}
+    for job in decays:
+        phase, start = last_phase(job)
+        if not start:
+            raise NotEvaluable(f"{job.path.name}: its LR was never divided")
+        e = equilibrium(job)
+        k = 1.0 / job.value("schedule.factor")
+        momentum = job.value("optimizer.momentum")
+        target = REACHED * e["predicted"]
+        reached = next((int(r["step"]) - start for r in phase if r[MEAN] >= target), None)
+        bound = steps_after_division(k, e["intrinsic_lr"], momentum)
+        quoted = 2.0 * bound  # log(k) (1 - gamma) / (2 eta' lambda), as Wan et al. state it
+        measured[label(job)] = {"steps_to_95pct": reached, "phase_steps": e["phase_steps"],
+                                "lower_bound": bound, "wan_cor_3_1": quoted,
+                                "angle_right_after": phase[0][MEAN],
+                                "old_angle_over_k": _before(job, start) / k}
+        if reached is None and e["phase_steps"] < bound:
+            raise NotEvaluable(f"{job.path.name}: its last phase is shorter than the bound")
+        if reached is not None and reached < bound:
+            failures.append(f"{label(job)}: reached the new equilibrium in {reached} updates, "
+                            f"below the bound {bound:.0f}")
+    return measured, failures
+
+
+def _before(job, start: int) -> float:
+    """The measured angle at the last record before the division."""
+    return [r[MEAN] for r in _records(job) if r["step"] < start][-1]
+
+
+def norm_measure(jobs):
+    failures = []
+    measured = {}
+    for job in _jobs(jobs, failures):
+        if job.value("schedule.name") == "exp":
+            continue  # the twin's weights grow by design: no equilibrium norm
+        e = equilibrium(job)
+        lr = e["intrinsic_lr"] / job.value("optimizer.weight_decay")
+        wd, momentum = job.value("optimizer.weight_decay"), job.value("optimizer.momentum")
+        ratios = []
+        for name in e["per_set"]:
+            grad_sq = statistics.fmean(r[f"si/set/{name}/sphere_grad_sq"] for r in e["tail"])
+            norm4 = statistics.fmean(r[f"si/set/{name}/weight_norm"] ** 4 for r in e["tail"])
+            ratios.append(norm4 / equilibrium_norm4(grad_sq, lr, wd, momentum))
+        if not ratios:
+            raise NotEvaluable(f"{job.path.name}: no per-set records (trainer.track_params=all)")
+        mean = statistics.fmean(ratios)
+        measured[label(job)] = {"mean_ratio": mean, "min_ratio": min(ratios),
+                                "max_ratio": max(ratios)}
+        if not math.isfinite(mean) or abs(mean - 1.0) > NORM_TOLERANCE:
+            failures.append(f"{label(job)}: ||w||^4 is {mean:.3f}x Thm 2's (mean over sets)")
+    return measured, failures
+
+
+CHECKS = {
+    "fig_rotational_equilibrium": (
+        Check("angle_matches_prediction", "each run's angle per update (mean over the sets and "
+              "the last third of its last phase) is Delta* = sqrt(2 lr wd / (1 + momentum)), "
+              f"for every run whose last phase lasts >= {RELAXATIONS} relaxation times "
+              "(1 - momentum) / (4 lr wd)", f"within {ANGLE_TOLERANCE:.0%}", angle_measure),
+        Check("equal_intrinsic_lr_equal_angle", "constant-LR runs that share lr x wd turn by "
+              "the same angle", f"max/min - 1 <= {SAME_ANGLE:g}", same_angle_measure),
+        Check("rotational_balance", "every set turns by about the same angle (their means "
+              "over the last third)", f"(max - min) / mean <= {BALANCE:g}", balance_measure),
+        Check("twin_same_rotation", "the ExpLR twin (no weight decay) turns by its source's "
+              "angle", f"within {TWIN:.0%}", twin_measure),
+        Check("relaxation_after_division", "after the LR is divided by k the angle needs at "
+              "least log(k) (1 - momentum) / (4 lr' wd) updates (lr' the new LR) to reach "
+              f"{REACHED:.0%} of the new Delta* (steps_to_95pct: null when it does not within "
+              "the run, which the bound allows)", ">= the bound", relaxation_measure),
+        Check("norm_matches_thm2", "||w||^4 of each set equals Thm 2's "
+              "L lr / (wd (1 - momentum) (2 - lr wd / (1 + momentum))) with the measured "
+              "L = ||w||^2 ||grad_w||^2 (means over the last third)",
+              f"mean over the sets within {NORM_TOLERANCE:.0%}", norm_measure),
+    ),
+}
