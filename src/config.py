@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from src.checks import is_integer, is_number
 from src.data import DATASETS, check_dataset
-from src.engine.build import DTYPES, TASKS
+from src.engine.build import COMPILE_MODES, PRECISIONS, TASKS, resolve_precision
 from src.engine.step import COMPILE_BACKENDS
 from src.errors import UserError
 from src.models import LAYOUTS, NORMS
@@ -38,7 +38,10 @@ CHECKS = {
     "trainer.max_steps": (lambda v: v is None or (is_integer(v) and v > 0),
                           "null or an integer > 0"),
     "trainer.device": _one_of(DEVICES),
-    "trainer.precision": _one_of(tuple(DTYPES)),
+    "trainer.precision": _one_of(PRECISIONS),
+    "trainer.tf32": (lambda v: isinstance(v, bool), "true or false"),
+    "trainer.deterministic": (lambda v: isinstance(v, bool), "true or false"),
+    "trainer.compile_mode": _one_of(COMPILE_MODES),
     "trainer.renormalize_above": (lambda v: v is None or (is_number(v) and v > 0),
                                   "null or a number > 0"),
     "trainer.renormalize_every_n_steps": (lambda v: is_integer(v) and v > 0, "an integer > 0"),
@@ -107,6 +110,13 @@ def validate(cfg) -> None:
                         "has no CPU kernels")
     if cfg.trainer.device == "cuda" and not torch.cuda.is_available():
         raise UserError("trainer.device=cuda but no CUDA device is available: use auto or cpu")
+    if cfg.trainer.compile_mode != "default" and cfg.trainer.compile not in (True, "inductor"):
+        raise UserError(f"trainer.compile_mode={cfg.trainer.compile_mode} is inductor's: it "
+                        f"needs trainer.compile=true (or inductor), not {cfg.trainer.compile!r}")
+    # Before the run folder compares or writes the config: config.yaml holds the precision
+    # the run's numbers come from, and a resume on hardware that would choose another is
+    # refused as a different config.
+    resolve_precision(cfg.trainer, resolve_device(cfg.trainer.device))
 
 
 def resolve_device(name: str) -> torch.device:

@@ -24,6 +24,31 @@ def test_bench_json():
     for key in NUMBERS:
         value = result[key]
         assert isinstance(value, int | float) and math.isfinite(value) and value > 0, key
-    assert result["fast_mode"] == {"precision": "bf16", "channels_last": True, "compile": False}
+    # the fast mode's precision is the hardware's choice; one rung per switch, compile off here
+    native = result["bf16"]["bf16_native"]
+    assert result["fast_mode"] == {"precision": "bf16" if native else "fp32",
+                                   "channels_last": True, "compile": False}
+    rungs = [r["rung"] for r in result["switches"]]
+    assert rungs == ["fp32", "channels_last", *(["bf16"] if native else [])]
+    assert result["switches"][0]["gain"] is None
+    assert all(r["gain"] > 0 and r["images_per_s"] > 0 for r in result["switches"][1:])
+    assert result["fast_images_per_s"] == result["switches"][-1]["images_per_s"]
+    assert result["compile_s"] is None and result["recompiles"] is None
     assert result["device"] == "cpu" and result["device_name"] and result["torch"]
     assert result["date"] and result["workers"] >= 0
+
+
+def test_bench_forced_bf16_rung_and_bad_modes():
+    """--bf16 on adds the bf16 rung whatever the hardware; unknown compile modes are refused
+    with one line."""
+    tiny = ["--steps", "1", "--rounds", "1", "--images", "256", "--no-compile", "--device", "cpu"]
+    done = subprocess.run([sys.executable, "-m", "src.bench", "--json", "--bf16", "on", *tiny],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert [r["rung"] for r in result["switches"]] == ["fp32", "channels_last", "bf16"]
+    assert result["fast_mode"]["precision"] == "bf16"
+    bad = subprocess.run([sys.executable, "-m", "src.bench", "--compile-modes", "fastest",
+                          *tiny], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "--compile-modes" in bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -99,9 +99,9 @@ def test_sigterm_checkpoints_and_exits_cleanly_then_continues(reference, tmp_pat
     finish(tmp_path, "logger=wandb", env=env)
     assert (tmp_path / "metrics.jsonl").read_bytes() == (reference / "metrics.jsonl").read_bytes()
     assert summary_of(tmp_path) == summary_of(reference)
-    # Both launches wrote to the same W&B run.
+    # The resumed launch wrote a new W&B run (see tests/test_wandb_resume.py).
     runs = sorted((tmp_path / "wandb").glob("offline-run-*"))
-    assert len(runs) == 2 and runs[0].name.split("-")[-1] == runs[1].name.split("-")[-1]
+    assert len(runs) == 2 and runs[0].name.split("-")[-1] != runs[1].name.split("-")[-1]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGUSR1, signal.SIGUSR2])

@@ -18,7 +18,7 @@ from src.engine.preemption import Preempted
 from src.engine.run_folder import RunFolder, Start, load_checkpoint
 from src.engine.toy import run_toy
 from src.tracking.metadata import run_metadata
-from src.tracking.records import NullRecorder, Recorder
+from src.tracking.records import NullRecorder, Recorder, kept_records
 from src.tracking.run_format import CHECKPOINTS, CONFIG, METADATA, RESUMES
 from src.tracking.wandb_sink import start_wandb
 
@@ -76,8 +76,11 @@ def _train(cfg, folder: RunFolder, world: World, device_name: str) -> dict:
     sinks = []
     if cfg.logger.kind == "wandb":
         config = {**OmegaConf.to_container(cfg, resolve=True), "metadata": metadata}
-        run_id = state["wandb_id"] if state else None
-        sinks = [sink for sink in [start_wandb(cfg.logger, config, run_dir, run_id)] if sink]
+        resumed_from, kept = (({"run_id": state["wandb_id"], "step": state["step"]},
+                               kept_records(run_dir, state["records_offset"]))
+                              if state else (None, []))
+        sink = start_wandb(cfg.logger, config, run_dir, resumed_from, kept)
+        sinks = [sink] if sink else []
     if cfg.task == "train":
         run = partial(run, wandb_id=sinks[0].run_id if sinks else None)
     recorder = Recorder(run_dir, sinks, keep_bytes=state["records_offset"] if state else 0)

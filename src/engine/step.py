@@ -39,12 +39,13 @@ def full_precision(logits: torch.Tensor) -> torch.Tensor:
     return logits if logits.dtype == torch.float64 else logits.float()
 
 
-def compiled(model, setting):
+def compiled(model, setting, mode: str = "default"):
     """The training forward: the model itself, or torch.compile's version of it (same
-    parameters; checkpoints and metrics keep using the model)."""
+    parameters; checkpoints and metrics keep using the model); mode: trainer.compile_mode."""
     if setting is False:
         return model
-    return torch.compile(model, backend="inductor" if setting is True else setting)
+    return torch.compile(model, backend="inductor" if setting is True else setting,
+                         mode=None if mode == "default" else mode)
 
 
 def data_parallel(model, device, world: World):
@@ -89,7 +90,8 @@ class TrainStep:
     def __init__(self, model, optimizer, schedule, cfg, device, world: World | None = None):
         self.model, self.optimizer, self.schedule, self.cfg = model, optimizer, schedule, cfg
         self.device, self.world = device, world or World()
-        self.forward = compiled(data_parallel(model, device, self.world), cfg.compile)
+        self.forward = compiled(data_parallel(model, device, self.world), cfg.compile,
+                                cfg.get("compile_mode") or "default")
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.guard = Renormalizer(model, optimizer, cfg.renormalize_above)
         self.monitor = scale_invariant_monitor(model, optimizer, cfg.track_params)

@@ -12,6 +12,23 @@ from src.errors import UserError
 from src.tracking.run_format import METRICS, SUMMARY, jsonable
 
 
+def _check_size(path: Path, keep_bytes: int) -> None:
+    if path.stat().st_size < keep_bytes:  # truncate() would pad it with zeros
+        raise UserError(f"{path} is shorter than its checkpoint says ({keep_bytes} bytes): "
+                        f"it was changed; restore it, or start the run over")
+
+
+def kept_records(run_dir: Path, keep_bytes: int) -> list[dict]:
+    """The records a resumed run keeps: the first keep_bytes of metrics.jsonl (its new W&B
+    run gets them again, see wandb_sink.start_wandb)."""
+    path = Path(run_dir) / METRICS
+    if not keep_bytes:
+        return []
+    _check_size(path, keep_bytes)
+    with open(path, "rb") as f:
+        return [json.loads(line) for line in f.read(keep_bytes).splitlines()]
+
+
 class Recorder:
     def __init__(self, run_dir: Path, sinks=(), keep_bytes: int = 0):
         """keep_bytes: how much of an existing metrics.jsonl to keep (a checkpoint's offset);
@@ -19,10 +36,8 @@ class Recorder:
         self.run_dir = Path(run_dir)
         path = self.run_dir / METRICS
         path.touch()
+        _check_size(path, keep_bytes)
         # Open for the whole run, unbuffered: a line is in the file once logged.
-        if path.stat().st_size < keep_bytes:  # truncate() would pad it with zeros
-            raise UserError(f"{path} is shorter than its checkpoint says ({keep_bytes} bytes): "
-                            f"it was changed; restore it, or start the run over")
         self.metrics = open(path, "r+b", buffering=0)  # noqa: SIM115 -- closed in finish()
         self.metrics.truncate(keep_bytes)
         self.metrics.seek(keep_bytes)

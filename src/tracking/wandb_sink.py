@@ -16,7 +16,7 @@ WANDB_MODES = ("offline", "online", "disabled")  # logger.mode
 class WandbSink:
     def __init__(self, run):
         self.run = run
-        self.run_id = run.id  # kept in checkpoints: a resumed run goes on in the same W&B run
+        self.run_id = run.id  # kept in checkpoints: a resumed run's config names it
 
     def _guard(self, action, *args):
         if self.run is None:
@@ -50,25 +50,41 @@ class WandbSink:
         self.run = None
 
 
-def start_wandb(cfg, config: dict, run_dir, run_id: str | None = None) -> WandbSink | None:
-    """cfg: the `logger` config group; its mode is already the command line's, else
-    WANDB_MODE, else offline (conf/logger/wandb.yaml), and wandb.init's argument beats the
-    environment. run_id: the W&B run to go on with (a resumed run), else a new one."""
+def start_wandb(cfg, config: dict, run_dir, resumed_from: dict | None = None,
+                kept=()) -> WandbSink | None:
+    """A new W&B run. cfg: the `logger` config group; its mode is already the command line's,
+    else WANDB_MODE, else offline (conf/logger/wandb.yaml), and wandb.init's argument beats
+    the environment.
+
+    A resumed run (resumed_from: {"run_id": the launch before's W&B run, "step": the
+    checkpoint's}) goes to a new run of the same group and job, tagged `resumed`, that first
+    gets the records kept in metrics.jsonl (`kept`) again. The W&B run of a killed launch may
+    hold steps past the checkpoint (W&B drops re-made steps below its last one) or, offline,
+    nothing (a SIGKILLed launch's .wandb file can be its header alone); W&B's rewind
+    (resume_from) would need that run on the server and the rewind preview enabled there."""
     mode = cfg.mode
+    name, tags = cfg.name, list(cfg.tags or [])
+    if resumed_from is not None:
+        config = {**config, "resumed_from": resumed_from}
+        base = cfg.name or resumed_from["run_id"]
+        name = f"{base}-resumed-{resumed_from['step']}" if base else None
+        tags.append("resumed")
     try:
         import wandb
 
         run = wandb.init(
             project=cfg.project, entity=cfg.entity, group=cfg.group, job_type=cfg.job_type,
-            tags=list(cfg.tags or []), name=cfg.name, mode=mode, dir=str(run_dir),
-            config=config, settings=wandb.Settings(silent=True), id=run_id,
-            resume="allow" if run_id else None,
+            tags=tags, name=name, mode=mode, dir=str(run_dir), config=config,
+            settings=wandb.Settings(silent=True),
         )
     except Exception as e:  # noqa: BLE001
         log.warning("W&B could not start (%s); training goes on with local records only", e)
         return None
     log.info("W&B run %s (mode %s) in %s", run.id, mode, run_dir)
-    return WandbSink(run)
+    sink = WandbSink(run)
+    for record in kept:
+        sink.log(record)
+    return sink
 
 
 def log_grid(cfg, sweep_dir, files) -> None:
