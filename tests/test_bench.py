@@ -7,7 +7,8 @@ import sys
 
 from tests.conftest import ROOT
 
-NUMBERS = ["overhead_ratio", "loader_speedup", "bare_ms_per_step", "fit_ms_per_step",
+NUMBERS = ["overhead_ratio", "overhead_ratio_all_sets", "loader_speedup", "bare_ms_per_step",
+           "fit_ms_per_step",
            "fast_ms_per_step", "tensor_loader_images_per_s", "torchvision_images_per_s",
            "fp32_images_per_s", "fast_images_per_s", "fp32_epoch_s", "fast_epoch_s",
            "fast_speedup", "fit_8px_ms_per_step", "resolution_speedup", "threads"]
