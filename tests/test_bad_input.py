@@ -15,7 +15,7 @@ import pytest
 
 from src.engine.run import train
 from src.resolvers import compose_config
-from tests.conftest import TINY, write_image_folder
+from tests.conftest import TINY, tiny, write_image_folder
 
 RECORDS = ("config.yaml", "metadata.json", "metrics.jsonl", "summary.json",
            "checkpoints/last.pt", "checkpoints/previous.pt")
@@ -167,7 +167,7 @@ def test_bad_input(case, words, finished_run, tmp_path, capfd, monkeypatch):
     overrides = [o.format(**names) for o in case.split()]
     if not any(o.startswith("hydra.run.dir") for o in overrides):
         overrides.append(f"hydra.run.dir={run_dir}")
-    monkeypatch.setattr(sys, "argv", ["src/train.py", *TINY, *BASE, *overrides])
+    monkeypatch.setattr(sys, "argv", ["src/train.py", *tiny(*BASE, *overrides)])
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     with pytest.raises(SystemExit) as exit_:
         runpy.run_module("src.train", run_name="__main__")

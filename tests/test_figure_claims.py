@@ -8,6 +8,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from src.figures import claims, draw, load_jobs
+from src.figures.claims import band_null_fraction
 from src.figures.tables import CHECKS
 from src.optim.schedules import build_schedule
 from src.theory.explr import alpha_star, exp_lr
@@ -266,6 +267,18 @@ def test_table_json_carries_the_numbers_of_table_md(tmp_path):
     band = next(c for c in data["claims"] if c["name"] == "test_acc_within_band")
     assert band["measured"]["epochs"] == EPOCHS and math.isclose(
         band["measured"]["largest_excess"], 0.1 - 0.01, rel_tol=1e-9)  # TEXP's low edge
+    assert band["measured"]["fraction_outside_if_same_distribution"] == (
+        band_null_fraction(2, 2))
+
+
+def test_band_null_fraction_is_what_same_distribution_curves_give():
+    """One seed a curve: the band is the point itself, always missed. More seeds, fewer misses
+    (Monte Carlo of 200,000 draws: sd about 0.001, so 0.01 separates the values)."""
+    f = band_null_fraction
+    assert f(1, 1) == 1.0
+    values = [f(n, n) for n in (2, 3, 4, 6, 10)]
+    assert all(a > b + 0.01 for a, b in zip(values, values[1:], strict=False))
+    assert abs(f(2, 3) - f(3, 2)) < 0.01  # the check is symmetric in the two curves
 
 
 def rotation_records(lr, wd, good, divide_at=None, steps=6000, scale=1.0):

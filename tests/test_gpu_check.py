@@ -21,15 +21,19 @@ def run_check(tmp_path, *extra):
     return done, json.loads(out.read_text()) if out.exists() else None
 
 
+# Every part but the bench, which is src.bench as tests/test_bench.py runs it (with the keys
+# the report keeps): the suite runs it once.
+PARTS = ["verify", "fast_run", "resume", "torchrun"]
+
+
 @pytest.mark.slow
 def test_gpu_check_on_cpu(tmp_path):
-    done, report = run_check(tmp_path)
+    done, report = run_check(tmp_path, "--parts", ",".join(PARTS))
     assert done.returncode == 0, done.stdout + done.stderr
     assert report["passed"] and report["device"] == "cpu" and report["skipped"]
     parts = report["parts"]
-    assert list(parts) == ["bench", "verify", "fast_run", "resume", "torchrun"]
+    assert list(parts) == PARTS
     assert all(p["status"] == "passed" for p in parts.values())
-    assert parts["bench"]["fp32_images_per_s"] > 0 and parts["bench"]["overhead_ratio"] > 0
     for twin in parts["verify"]["corrected"].values():
         assert twin["max_rel_param_dev"] <= 1e-9 and twin["max_abs_output_dev"] <= 1e-9
     assert parts["fast_run"]["renorm_scale_last"] != 1.0

@@ -24,8 +24,9 @@ def test_experiments_exist():
 TWO_STEPS = {"toy_wd_bn": ["toy.steps=2", "toy.log_every=1"]}
 
 
-# The fig_* grids run as grids in tests/test_figures.py.
-@pytest.mark.parametrize("experiment", [e for e in EXPERIMENTS if not e.startswith("fig_")])
+# The fig_* grids run as grids in tests/test_figures.py, the imagenet ones end to end below.
+@pytest.mark.parametrize("experiment", [e for e in EXPERIMENTS
+                                        if not e.startswith(("fig_", "imagenet_"))])
 def test_every_experiment_runs_two_steps(experiment, tiny_cfg, tmp_path):
     two_steps = TWO_STEPS.get(experiment, ["trainer.max_steps=2", "trainer.log_every_n_steps=1"])
     cfg = tiny_cfg(f"+experiment={experiment}", *two_steps)

@@ -11,9 +11,10 @@ from src.config import validate
 from src.resolvers import compose_config
 from src.verify import PAIRS, lockstep, verify
 
-# 64 synthetic images, batch 32, three epochs: six updates in three LR phases.
-TINY = ["dataset=synthetic", "dataset.num_train=64", "dataset.num_test=32",
-        "trainer.batch_size=32", "trainer.device=cpu"]
+# 64 synthetic 8x8 images, batch 32, three epochs: six updates in three LR phases.
+TINY = ["dataset=synthetic", "dataset.image_size=8", "dataset.crop_padding=1",
+        "dataset.num_train=64", "dataset.num_test=32", "trainer.batch_size=32",
+        "trainer.device=cpu"]
 
 
 @pytest.fixture(scope="module")
