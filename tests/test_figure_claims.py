@@ -59,7 +59,17 @@ def test_exp_lr_claims(tmp_path, good):
     grid = exp_lr_grid(tmp_path, good)
     assert holds(grid, "fig_exp_lr") == dict.fromkeys(
         ("lr_and_norm_growth", "norm_sq_over_lr_constant", "matches_constant_lr"), good)
-    growth = measured(grid, "fig_exp_lr")["lr_and_norm_growth"].measured["seed 0"]
+    found = measured(grid, "fig_exp_lr")
+    # after update 1/(lr wd) = 20,000 the tracked ratios are 100, r, 100, r, 100: the
+    # measure's halves are the first 2, [100, r], and the last 3, [100, r, 100]
+    r = 100.0 * (1 + (0.01 if good else 0.1))
+    halves = found["norm_sq_over_lr_constant"].measured["seed 0"]["halves_means"]
+    assert halves[f"{TRACKED}/norm_sq_over_lr"] == pytest.approx(
+        ((100 + r) / 2) / ((200 + r) / 3) - 1, rel=1e-12)
+    assert halves["si/norm_sq_over_lr"] == 0.0
+    last5 = found["matches_constant_lr"].measured["last_5_epochs"]
+    assert last5["ExpLR"]["mean"] == pytest.approx(0.81, rel=1e-12)  # one epoch record each
+    growth = found["lr_and_norm_growth"].measured["seed 0"]
     if good:  # the records are the theorem's ExpLR: measured and predicted growth agree
         assert growth["lr"] == pytest.approx(growth["lr_theorem"], rel=1e-12)
         assert growth["lr"] > 1e26

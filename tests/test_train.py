@@ -137,6 +137,7 @@ GROWTH = 1e10   # the issue's bar for the main job: LR and ||w||^2 of the tracke
 @pytest.mark.slow
 def test_main_job_on_digits(tmp_path):
     """The README's main job, word for word: Figure 1 in miniature on the digits."""
+    assert f"\n{README_MAIN_JOB}\n" in (ROOT / "README.md").read_text()
     env = {k: v for k, v in os.environ.items() if k != "WANDB_MODE"}
     _, *args = README_MAIN_JOB.split()
     result = subprocess.run([sys.executable, *args], cwd=tmp_path, capture_output=True,

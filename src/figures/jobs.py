@@ -12,7 +12,7 @@ from src.errors import UserError
 from src.figures.catalog import FIGURES, Figure
 from src.tracking import run_format
 
-LAST_EPOCHS = 5  # train/epoch_loss_last5: paper B's "average training loss of the last 5 epochs"
+LAST_EPOCHS = 5  # <key>_last5: the mean of the last 5 epochs (paper B's training loss)
 MIN_GRAD_SQ, GRAD_SQ, FULL_GRAD_SQ = "min_grad_sq", "intrinsic_grad_sq", "full/intrinsic_grad_sq"
 
 
@@ -20,15 +20,15 @@ class Job(run_format.Run):
     """A run folder of a grid, with its final metrics."""
 
     def final(self, key: str) -> float:
-        """A final metric: the summary's, else the last record's, or the mean training loss of
-        the last epochs, or the last min_grad_sq. NaN for a diverged job, whose last values
-        come from before it diverged."""
+        """A final metric: the summary's, else the last record's, or for <key>_last5 the mean
+        of key's last 5 epoch records (train/epoch_loss_last5, test/acc_last5), or the last
+        min_grad_sq. NaN for a diverged job, whose last values come from before it diverged."""
         if self.status == "diverged":
             return math.nan
-        if key == "train/epoch_loss_last5":
-            losses = [float(r["train/epoch_loss"]) for r in self.records
-                      if "train/epoch_loss" in r][-LAST_EPOCHS:]
-            return statistics.fmean(losses) if losses else math.nan
+        if key.endswith("_last5"):
+            base = key.removesuffix("_last5")
+            values = [float(r[base]) for r in self.records if base in r][-LAST_EPOCHS:]
+            return statistics.fmean(values) if values else math.nan
         if key == MIN_GRAD_SQ:
             points = self.points("T", key)
             return points[-1][1] if points else math.nan
