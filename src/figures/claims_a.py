@@ -92,7 +92,8 @@ def exp_lr_accuracy_measure(jobs):
     (m1, sd1, _), (m2, sd2, _) = stats.values()
     difference, bound = abs(m1 - m2), max(sd1, sd2)
     # Beside the claim, not in it: at a large intrinsic LR the test accuracy swings from epoch
-    # to epoch more than 3 seeds' sd of one epoch shows; the last 5 epochs' mean tells them apart.
+    # to epoch by more than the sd of 3 seeds at one epoch shows; the last 5 epochs' mean
+    # averages the swing out.
     last5 = {label: seed_stats(where(jobs, "schedule.name", name), "test/acc_last5")
              for name, label in ((n, SCHEDULES[n]) for n in ("exp", "constant"))}
     if not difference <= bound:
