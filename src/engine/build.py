@@ -112,14 +112,15 @@ def configure(trainer: DictConfig, device: torch.device) -> None:
     settings = backend_settings(trainer, device.type)
     apply_backend_settings(settings)
     mode = trainer.get("compile_mode") or "default"  # torch.compile's own (src/engine/step.py)
+    support = bf16_support(device)
     APPLIED.clear()
     APPLIED.update({
         "device": device.type, "precision": trainer.precision,
         "tf32": bool(trainer.get("tf32")), "deterministic": bool(trainer.get("deterministic")),
         "compile": trainer.compile, "compile_mode": mode,
         "settings": settings,  # empty on a CPU: the switches change nothing there
-        "bf16_support": bf16_support(device),
-        "auto_precision": choose_precision(bf16_support(device))[0],
+        "bf16_support": support,
+        "auto_precision": choose_precision(support)[0],
         "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
     })
 

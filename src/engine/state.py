@@ -85,10 +85,6 @@ class TrainState:
         s = train_step
         s.model.load_state_dict(checkpoint["model"])
         s.optimizer.load_state_dict(checkpoint["optimizer"])
-        # load_state_dict makes new param_group dicts: the logged LR must come from them,
-        # not from the group the step held before (stale under any non-constant schedule).
-        s.logged_group = next(g for g in s.optimizer.param_groups
-                              if g["name"] == s.logged_group["name"])
         s.guard.scale, s.guard.target = checkpoint["guard"]
         if s.monitor and checkpoint["monitor"] is not None:
             s.monitor.epoch_start = checkpoint["monitor"].to(device)

@@ -98,8 +98,8 @@ class TrainStep:
         self.momentum = optimizer.defaults["momentum"]
         # The LR logged is the scale-invariant group's (the rest's if there is none), as the
         # schedule gives it: records show the process without renormalisation.
-        self.logged_group = next(g for g in optimizer.param_groups
-                                 if g["name"] in ("scale_invariant", "rest"))
+        self.logged_name = next(g["name"] for g in optimizer.param_groups
+                                if g["name"] in ("scale_invariant", "rest"))
         self.dtype = next(model.parameters()).dtype
         self.largest = torch.finfo(self.dtype).max
         self.first_nonfinite = torch.full((), -1, device=device)  # first NaN/inf loss, or -1
@@ -120,7 +120,8 @@ class TrainStep:
             (self.first_nonfinite < 0) & ~loss.detach().isfinite(), step, self.first_nonfinite)
         record = None
         if step % cfg.log_every_n_steps == 0:
-            group = self.logged_group
+            # looked up each time: loading an optimizer state replaces the group dicts
+            group = next(g for g in optimizer.param_groups if g["name"] == self.logged_name)
             lr = float(self.schedule.groups[group["name"]].lr[step])
             record = train_record(step, epoch, loss, logits, y, lr, self.world)
             if self.monitor:
