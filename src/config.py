@@ -46,6 +46,7 @@ CHECKS = {
                                   "null or a number > 0"),
     "trainer.renormalize_every_n_steps": (lambda v: is_integer(v) and v > 0, "an integer > 0"),
     "trainer.bn_recalibration_batches": (lambda v: is_integer(v) and v >= 0, "an integer >= 0"),
+    "trainer.eval_every_n_epochs": (lambda v: is_integer(v) and v > 0, "an integer > 0"),
     "trainer.checkpoint_every_n_epochs": (lambda v: v is None or (is_integer(v) and v > 0),
                                           "null or an integer > 0"),
     "trainer.checkpoint_every_n_steps": (lambda v: v is None or (is_integer(v) and v > 0),

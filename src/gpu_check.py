@@ -1,7 +1,8 @@
 """The GPU acceptance check: one command, one JSON file.
 
 python -m src.bench --suite gpu [--device cuda|cpu] [--out FILE] [--work DIR]
-                                [--bench-steps N] [--images N] [--no-compile]
+                                [--bench-steps N] [--images N] [--image-size N]
+                                [--no-compile]
 scripts/gpu_check.sh [same options]
 
 Parts, each passed, failed or skipped (with the reason), timed, in the order run:
@@ -38,8 +39,12 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 TOLERANCE = 1e-9  # the corrected twins in float64 (a CPU gives 1e-15 to 1e-14)
-# CIFAR-shaped synthetic data (32x32, 10 classes) under Figure 1's recipe, no W&B
+# CIFAR-shaped synthetic data (32x32, 10 classes; --image-size) under Figure 1's recipe, no W&B
 FIGURE_1 = ["+experiment=exp_lr", "dataset=synthetic", "logger=none"]
+
+
+def figure_1(args) -> list[str]:
+    return [*FIGURE_1, f"dataset.image_size={args.image_size}"]
 
 
 class Failed(Exception):
@@ -122,10 +127,10 @@ def sizes(args) -> list[str]:
 
 def part_fast_run(args, work: Path) -> dict:
     run_dir = work / "fast_run"
-    target = initial_norm(FIGURE_1)
+    target = initial_norm(figure_1(args))
     above = target * (1 + 1e-5)  # the first updates cross it
     fast = ["trainer=fast", *(["trainer.compile=false"] if args.no_compile else [])]
-    python("-m", "src.train", *FIGURE_1, *sizes(args), *fast,
+    python("-m", "src.train", *figure_1(args), *sizes(args), *fast,
            f"trainer.renormalize_above={above!r}", "trainer.renormalize_every_n_steps=1",
            "trainer.log_every_n_steps=5", f"hydra.run.dir={run_dir}")
     rows, done = records(run_dir), summary(run_dir)
@@ -144,7 +149,8 @@ def part_fast_run(args, work: Path) -> dict:
 
 def part_resume(args, work: Path) -> dict:
     train = 2048 if args.device == "cuda" else 128
-    run = ["-m", "src.train", *FIGURE_1, f"dataset.num_train={train}", "dataset.num_test=128",
+    run = ["-m", "src.train", *figure_1(args), f"dataset.num_train={train}",
+           "dataset.num_test=128",
            "trainer.epochs=2", "trainer.batch_size=32", f"trainer.device={args.device}",
            "trainer.precision=fp32", "trainer.deterministic=true",
            "trainer.log_every_n_steps=1", "trainer.checkpoint_every_n_steps=2"]
@@ -185,7 +191,8 @@ def part_torchrun(args, work: Path) -> dict:
     for n in counts:
         run_dir = work / f"torchrun_{n}"
         python("-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
-               "-m", "src.train", *FIGURE_1, "dataset.num_train=1024", "dataset.num_test=128",
+               "-m", "src.train", *figure_1(args), "dataset.num_train=1024",
+               "dataset.num_test=128",
                "trainer.epochs=1", f"trainer.device={args.device}",
                f"trainer.sync_batchnorm={'true' if cuda else 'false'}",
                f"hydra.run.dir={run_dir}")
@@ -215,6 +222,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bench-steps", type=int, help="src.bench --steps")
     parser.add_argument("--images", type=int,
                         help="training images of the fast run (cuda 50,000, cpu 512)")
+    parser.add_argument("--image-size", type=int, default=32,
+                        help="side of the synthetic images of the runs (CIFAR's 32; 8 for a "
+                        "quick check on a CPU)")
     parser.add_argument("--no-compile", action="store_true", help="the fast mode without "
                         "torch.compile (bench and fast run)")
     parser.add_argument("--parts", default=",".join(PARTS),
@@ -225,8 +235,9 @@ def main(argv: list[str] | None = None) -> None:
     parts = args.parts.split(",")
     unknown = [p for p in parts if p not in PARTS]
     if unknown or (args.images is not None and args.images < 128) or (
-            args.bench_steps is not None and args.bench_steps < 1):
-        parser.error(f"--parts: use {', '.join(PARTS)}; --images >= 128; --bench-steps >= 1")
+            args.bench_steps is not None and args.bench_steps < 1) or args.image_size < 1:
+        parser.error(f"--parts: use {', '.join(PARTS)}; --images >= 128; --bench-steps >= 1; "
+                     "--image-size >= 1")
     stamp = datetime.datetime.now().astimezone()
     out = Path(args.out or ROOT / "outputs" / "gpu_check" / f"{stamp:%Y-%m-%d_%H-%M-%S}.json")
     out.parent.mkdir(parents=True, exist_ok=True)

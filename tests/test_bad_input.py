@@ -97,6 +97,7 @@ CASES = [
     ("trainer.renormalize_above=-1", "trainer.renormalize_above"),
     ("trainer.bn_recalibration_batches=-1", "trainer.bn_recalibration_batches"),
     ("trainer.checkpoint_every_n_epochs=0", "trainer.checkpoint_every_n_epochs"),
+    ("trainer.eval_every_n_epochs=0", "trainer.eval_every_n_epochs=0 is not allowed"),
     ("trainer.track_params=[no.such.weight]" + FRESH, "trainer.track_params"),
     ("optimizer.projected=maybe", "optimizer.projected='maybe' is not allowed"),
     ("optimizer.projected=true model.norm=none model.scale_invariant=false" + FRESH,

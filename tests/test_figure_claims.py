@@ -201,8 +201,8 @@ def test_auto_rate_convergence_claims(tmp_path, good):
                       [f"descent={method}", f"optimizer.lr={lr}", "seed=0"],
                       rate_records(method, slopes[method][lr], 3.0 * lr, loss), done())
         projected = rate_records("gd", -1.0, 1.0, loss)
-        if good and lr == 100:  # no decrease: the last loss is the first
-            projected[-2]["train/loss"] = projected[0]["train/loss"]
+        if good and lr == 100:  # at chance: below its first, above half of it
+            projected[-2]["train/loss"] = 0.9 * projected[0]["train/loss"]
         write_job(tmp_path / f"pgd{lr}", "fig_auto_rate_convergence",
                   ["descent=projected_gd", f"optimizer.lr={lr}", "seed=0"], projected, done())
     found = measured(tmp_path, "fig_auto_rate_convergence")
@@ -219,7 +219,9 @@ def test_auto_rate_convergence_claims(tmp_path, good):
             slopes["sgd"][lr], abs=1e-12)
     if good:
         assert gd["C_ratio"] == pytest.approx(1000.0, rel=1e-12) and gd["lr_ratio"] == 1000
-        assert found["projected_gd_needs_tuning"].measured["fails_where_gd_does_not"] == [100]
+        projected = found["projected_gd_needs_tuning"].measured
+        assert projected["fails_where_gd_does_not"] == [100]
+        assert projected["projected_final_over_first_loss"]["lr=100"] == [pytest.approx(0.9)]
 
 
 @pytest.mark.parametrize("good", [True, False])

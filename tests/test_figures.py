@@ -82,7 +82,8 @@ def test_figure_grid_runs_and_draws(experiment, budget, monkeypatch, tmp_path):
     if budget == "mini":  # the paper's epochs and milestones, mapped; max_steps cuts the run
         overrides = [MINI_FEWER_JOBS.get(o, o) for o in overrides
                      if not o.startswith("schedule.milestones=")]
-        tiny = [o for o in TINY if not o.startswith("trainer.epochs=")]
+        # in this process (budget=mini's joblib_2 starts workers: tests/test_launchers.py)
+        tiny = [*(o for o in TINY if not o.startswith("trainer.epochs=")), "hydra/launcher=basic"]
     sweep_dir = run_grid(experiment, [*overrides, f"budget={budget}"], monkeypatch, tmp_path,
                          tiny)
     figure = FIGURES[experiment]

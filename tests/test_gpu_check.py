@@ -14,7 +14,8 @@ from tests.conftest import ROOT
 def run_check(tmp_path, *extra):
     out = tmp_path / "check.json"
     done = subprocess.run([str(ROOT / "scripts" / "gpu_check.sh"), "--device", "cpu",
-                           "--no-compile", "--bench-steps", "1", f"--out={out}",
+                           "--no-compile", "--bench-steps", "1", "--image-size", "8",
+                           f"--out={out}",
                            f"--work={tmp_path / 'work'}", *extra],
                           cwd=ROOT, capture_output=True, text=True, timeout=1200,
                           env={**os.environ, "PYTHON": sys.executable})

@@ -72,6 +72,16 @@ def test_records(tiny_cfg, tmp_path):
     assert on_disk["test/acc"] == evals[-1]["test/acc"]
 
 
+def test_evaluation_every_n_epochs_and_at_the_last(tiny_cfg, tmp_path):
+    """16 updates of 16 images an epoch; the run stops inside epoch 5, its last."""
+    summary = train(tiny_cfg("trainer.epochs=9", "trainer.eval_every_n_epochs=2",
+                             "trainer.max_steps=70"), tmp_path)
+    records = [r for r in read_metrics(tmp_path) if "train/epoch_loss" in r]
+    assert [r["step"] for r in records] == [16, 32, 48, 64, 70]
+    assert [r["step"] for r in records if "test/acc" in r] == [32, 64, 70]
+    assert summary["test/acc"] == records[-1]["test/acc"] and summary["steps"] == 70
+
+
 def test_exp_lr_logs_the_theorem_lr_at_every_step(tiny_cfg, tmp_path):
     train(tiny_cfg("+experiment=exp_lr", "trainer.epochs=3", "trainer.max_steps=40",
                    "trainer.log_every_n_steps=1"),

@@ -98,12 +98,13 @@ def fit(model, optimizer, schedule, data, recorder, cfg, device, folder=None, re
                     if stop:
                         raise signals.stop(state.step)
                 state.batch = 0
-                if not end_epoch(state, data, epoch, recorder, cfg, device, world):
+                final = epoch + 1 == cfg.epochs or state.step >= total
+                if not end_epoch(state, data, epoch, recorder, cfg, device, world, final):
                     break
                 if world.main:
                     log.info("%s", epoch_line(state, last, began, launch, total, cfg))
-                every, final = cfg.checkpoint_every_n_epochs, epoch + 1 == cfg.epochs
-                if every and ((epoch + 1) % every == 0 or final or state.step >= total):
+                every = cfg.checkpoint_every_n_epochs
+                if every and ((epoch + 1) % every == 0 or final):
                     save(epoch + 1, 0)
         state.summary["status"] = "completed"
     except Diverged as e:
@@ -122,7 +123,8 @@ def epoch_line(state: TrainState, last: dict, began, launch, total: int, cfg) ->
     now, summary = time.perf_counter(), state.summary
     eta = (total - state.step) * (now - launch[0]) / max(state.step - launch[1], 1)
     parts = [f"epoch {summary['epochs']:.4g}/{cfg.epochs}", f"step {state.step}/{total}",
-             f"loss {summary['train/epoch_loss']:.4g}", f"test/acc {summary['test/acc']:.4f}"]
+             f"loss {summary['train/epoch_loss']:.4g}"]
+    parts += [f"test/acc {summary['test/acc']:.4f}"] if "test/acc" in summary else []
     parts += [f"{name} {last[key]:.4g}" for name, key in (("lr", "lr"),
               ("effective lr", "si/effective_lr")) if key in last]
     images = (state.step - began[1]) * cfg.batch_size / (now - began[0])
@@ -142,9 +144,11 @@ def save_checkpoint(state: TrainState, folder, recorder, world, epoch: int, batc
         folder.save_checkpoint(checkpoint)
 
 
-def end_epoch(state: TrainState, data, epoch: int, recorder, cfg, device, world) -> bool:
+def end_epoch(state: TrainState, data, epoch: int, recorder, cfg, device, world,
+              final: bool) -> bool:
     """The epoch's record (its totals, the angle over it, a test-set evaluation at recomputed
-    BN statistics), logged and put into the summary; False when the epoch saw no batch."""
+    BN statistics every cfg.eval_every_n_epochs epochs and at the last), logged and put into
+    the summary; False when the epoch saw no batch."""
     epoch_sums = {k: all_sum(world, v) for k, v in state.totals.items()}
     seen = int(epoch_sums["seen"])
     if not seen:
@@ -159,9 +163,10 @@ def end_epoch(state: TrainState, data, epoch: int, recorder, cfg, device, world)
         record.update(monitor.end_epoch())
     if cfg.full_gradient_images:
         record.update(state.train_step.full_gradient(*data.train.first(cfg.full_gradient_images)))
-    recalibrate_batch_norm(model, data.train, epoch, cfg.bn_recalibration_batches, device,
-                           cfg.precision)
-    record.update(evaluate(model, data.test, device, cfg.precision, world))
+    if final or (epoch + 1) % cfg.eval_every_n_epochs == 0:
+        recalibrate_batch_norm(model, data.train, epoch, cfg.bn_recalibration_batches, device,
+                               cfg.precision)
+        record.update(evaluate(model, data.test, device, cfg.precision, world))
     recorder.log(record)
     state.summary.update({k: v for k, v in record.items() if k not in ("step", "epoch")},
                          steps=state.step, epochs=done)

@@ -67,8 +67,11 @@ def set_name(names: list[str]) -> str:
 
 class FlatGroup:
     """The scale-invariant group's tensors as one float64 vector whose elements know their
-    tensor and their set: sums per tensor and per set are one index_add each, whatever the
-    number of tensors (no Python loop over them)."""
+    tensor and their set: sums per tensor are one segment_reduce over its contiguous segments
+    and sums per set one index_add, whatever the number of tensors (no Python loop over them).
+
+    The float64 vectors live in buffers allocated once: on a CPU each fresh temporary of that
+    size is memory the kernel must map and zero (ResNet-50's sums: benchmarks/RESULTS.md)."""
 
     def __init__(self, params: list[torch.Tensor], sets: list[list[int]]):
         device = params[0].device
@@ -81,17 +84,28 @@ class FlatGroup:
         if (set_of_tensor < 0).any():
             raise ValueError("every tensor of the scale-invariant group must be in one set")
         self.set_of_tensor = set_of_tensor.to(device)
-        self.set_of = self.set_of_tensor[self.tensor_of]
         self.num_sets = len(sets)
         self.offsets = [0, *torch.cumsum(sizes, 0).tolist()]
+        n = self.offsets[-1]
+        self.lengths = sizes.expand(3, len(params)).contiguous()  # segment_reduce's, per row
+        self.rows = torch.empty(3, n, dtype=torch.float64, device=device)  # products
+        self.scratch = torch.empty(n, dtype=torch.float64, device=device)
 
-    def flat(self, tensors) -> torch.Tensor:
-        return torch.cat([t.detach().reshape(-1) for t in tensors]).double()
+    def flat(self, tensors, out: torch.Tensor | None = None) -> torch.Tensor:
+        """The tensors as one float64 vector, in `out` (by default a new one)."""
+        if out is None:
+            out = torch.empty_like(self.scratch)
+        return torch.cat([t.detach().reshape(-1) for t in tensors], out=out)
 
-    def per_tensor(self, *products: torch.Tensor) -> torch.Tensor:
-        """(tensors, len(products)) sums of each elementwise product over each tensor."""
-        out = products[0].new_zeros(len(self.params), len(products))
-        return out.index_add_(0, self.tensor_of, torch.stack(products, 1))
+    def per_tensor(self, rows: torch.Tensor) -> torch.Tensor:
+        """(tensors, len(rows)) sums of each row over each tensor's elements."""
+        return torch.segment_reduce(rows, "sum", lengths=self.lengths[:len(rows)], axis=1).T
+
+    def products(self, *pairs: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """The elementwise products a * b of the pairs, as rows of the product buffer."""
+        for row, (a, b) in zip(self.rows, pairs, strict=False):
+            torch.mul(a, b, out=row)
+        return self.rows[:len(pairs)]
 
     def per_set(self, per_tensor: torch.Tensor) -> torch.Tensor:
         return per_tensor.new_zeros(self.num_sets, per_tensor.shape[1]).index_add_(
@@ -101,12 +115,19 @@ class FlatGroup:
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """|u - v|^2 of the unit vectors of before and after: of the whole group, of each set
         and of each tracked tensor (each normalised on its own)."""
-        norms = self.per_tensor(before * before, after * after).sqrt_()  # per tensor
+        norms = self.per_tensor(self.products((before, before), (after, after))).sqrt()
         group = norms.square().sum(0).sqrt()
-        set_norms = self.per_set(norms.square()).sqrt_()[self.set_of]     # per element
-        whole = (before / group[0] - after / group[1]).square().sum()
-        per_set = self.per_set(self.per_tensor(
-            (before / set_norms[:, 0] - after / set_norms[:, 1]).square()))[:, 0]
+        diff = self.rows[2]
+        torch.div(before, group[0], out=diff)
+        whole = diff.addcdiv_(after, group[1], value=-1).square_().sum()
+        # each element scaled by 1 / the norm of its set, before and after
+        inverse = self.per_set(norms.square()).rsqrt()[self.set_of_tensor]   # per tensor
+        scaled = self.rows[:2]
+        torch.index_select(inverse[:, 0], 0, self.tensor_of, out=scaled[0])
+        torch.index_select(inverse[:, 1], 0, self.tensor_of, out=scaled[1])
+        scaled[0].mul_(before)
+        diff = scaled[0].sub_(scaled[1].mul_(after)).square_()
+        per_set = self.per_set(self.per_tensor(diff[None]))[:, 0]
         own = [((before[self.offsets[i]:self.offsets[i + 1]] / norms[i, 0]
                  - after[self.offsets[i]:self.offsets[i + 1]] / norms[i, 1]).square().sum())
                for i in tracked]
@@ -127,6 +148,7 @@ class ScaleInvariantMonitor:
         self.set_names = [set_name([names[i] for i in s]) for s in sets]
         self.rest, self.per_set = list(rest), per_set
         self.before = self.epoch_start = None
+        self.before_buffer = torch.empty_like(self.group.scratch)
 
     def _summary(self, per_set: dict[str, torch.Tensor]) -> dict:
         """per_set: metric -> a value per set."""
@@ -144,9 +166,9 @@ class ScaleInvariantMonitor:
     def before_step(self, lr: float, scale: float = 1.0) -> dict:
         """At theta_t, after backward: everything but the update's angle."""
         group = self.group
-        self.before = group.flat(group.params)
-        g = group.flat(grads_of(group.params))
-        sums = group.per_tensor(self.before * self.before, g * g, self.before * g)
+        self.before = before = group.flat(group.params, out=self.before_buffer)
+        g = group.flat(grads_of(group.params), out=group.scratch)
+        sums = group.per_tensor(group.products((before, before), (g, g), (before, g)))
         sets = group.per_set(sums)
         nominal = Rescaling(scale).inverse().weights
         unit_grad_sq = sets[:, 0] * sets[:, 1]  # ||w||^2 ||grad_w||^2: L of each set
@@ -164,7 +186,7 @@ class ScaleInvariantMonitor:
 
     def _angles(self, before: torch.Tensor, suffix: str) -> dict:
         group = self.group
-        whole, sets, own = group.chords_sq(before, group.flat(group.params),
+        whole, sets, own = group.chords_sq(before, group.flat(group.params, out=group.scratch),
                                            list(self.tracked.values()))
         record = {f"si/{suffix}": angle_from_chord_sq(whole.item())}
         record.update({f"si/{name}/{suffix}": angle_from_chord_sq(c)
@@ -179,7 +201,7 @@ class ScaleInvariantMonitor:
         return record
 
     def start_epoch(self) -> None:
-        self.epoch_start = self.group.flat(self.group.params)
+        self.epoch_start = self.group.flat(self.group.params, out=self.epoch_start)
 
     @torch.no_grad()
     def end_epoch(self) -> dict:
