@@ -75,6 +75,56 @@ def test_monitor_angular_update_matches_the_step():
     assert monitor.end_epoch()["si/w/angular_update_epoch"] == pytest.approx(math.atan(0.5))
 
 
+def test_monitor_sums_and_angles_match_the_plain_way_step_after_step():
+    """Tensors of uneven sizes, a set of two; three updates and the epoch's angle: the reused
+    buffers must keep the epoch's start and each step's weights apart."""
+    torch.manual_seed(0)
+    shapes = [(3, 2), (5,), (2, 2, 2), (7,)]
+    ws = [torch.nn.Parameter(torch.randn(s, dtype=torch.float64)) for s in shapes]
+    named = {f"t{i}": w for i, w in enumerate(ws)}
+    sets = [[0], [1, 2], [3]]
+    monitor = ScaleInvariantMonitor(named, ["t2"], sets)
+
+    def unit(tensors):
+        flat = torch.cat([t.detach().flatten() for t in tensors])
+        return flat / flat.norm()
+
+    def angle(a, b):
+        return angle_from_chord_sq(float((a - b).square().sum()))
+
+    monitor.start_epoch()
+    start = [w.detach().clone() for w in ws]
+    for _ in range(3):
+        for w in ws:
+            w.grad = torch.randn_like(w)
+        record = monitor.before_step(lr=0.1)
+        before = [w.detach().clone() for w in ws]
+        w2, g2, wg = sums(ws, [w.grad for w in ws])
+        assert record["si/weight_norm_sq"] == pytest.approx(w2, rel=1e-13)
+        assert record["si/grad_norm"] == pytest.approx(math.sqrt(g2), rel=1e-13)
+        assert record["si/cos_weight_grad"] == pytest.approx(wg / math.sqrt(w2 * g2), rel=1e-12)
+        assert record["si/t2/weight_norm_sq"] == pytest.approx(float(ws[2].detach().square().sum()),
+                                                               rel=1e-13)
+        per_set = [sums([ws[i] for i in s], [ws[i].grad for i in s]) for s in sets]
+        assert record["si/sphere_grad_sq"] == pytest.approx(sum(a * b for a, b, _ in per_set),
+                                                            rel=1e-13)
+        with torch.no_grad():
+            for w in ws:
+                w -= 0.3 * w.grad
+        record.update(monitor.after_step())
+        assert record["si/angular_update"] == pytest.approx(angle(unit(before), unit(ws)),
+                                                            rel=1e-12)
+        assert record["si/t2/angular_update"] == pytest.approx(
+            angle(unit(before[2:3]), unit(ws[2:3])), rel=1e-12)
+        set_angles = [angle(unit([before[i] for i in s]), unit([ws[i] for i in s]))
+                      for s in sets]
+        assert record["si/sets/angular_update_max"] == pytest.approx(max(set_angles), rel=1e-12)
+        assert record["si/sets/angular_update_min"] == pytest.approx(min(set_angles), rel=1e-12)
+    epoch = monitor.end_epoch()
+    assert epoch["si/angular_update_epoch"] == pytest.approx(angle(unit(start), unit(ws)),
+                                                             rel=1e-12)
+
+
 def test_records_carry_the_metrics(tiny_cfg, tmp_path):
     train(tiny_cfg("trainer.max_steps=3", "trainer.log_every_n_steps=1",
                    "trainer.track_params=[stages.0.1.conv1.weight]"), tmp_path)
