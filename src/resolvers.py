@@ -81,8 +81,10 @@ OmegaConf.register_new_resolver("experiments", experiments, replace=True)
 OmegaConf.register_new_resolver("options", options, replace=True)
 
 
-def compose_config(overrides=(), config_name: str = "config") -> DictConfig:
-    """The config `python -m src.train OVERRIDES` would run, composed from Python."""
+def compose_config(overrides=(), config_name: str = "config", hydra: bool = False
+                   ) -> DictConfig:
+    """The config `python -m src.train OVERRIDES` would run, composed from Python; with
+    hydra=True also Hydra's own (cfg.hydra: launcher, sweeper, job)."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name, overrides=list(overrides))
+        return compose(config_name, overrides=list(overrides), return_hydra_config=hydra)

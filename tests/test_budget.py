@@ -6,14 +6,12 @@ import math
 from fractions import Fraction as F
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from src.budget import apply_budget
 from src.config import validate
 from src.errors import UserError
-from src.resolvers import CONF, compose_config
+from src.resolvers import compose_config
 from src.theory.budget import (
     intrinsic_time,
     largest_factor,
@@ -188,12 +186,6 @@ def test_a_phase_lost_to_rounding_is_refused():
              "schedule.milestones=[1]", "budget.k=1000")
 
 
-def hydra_config(overrides):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("config", overrides=overrides, return_hydra_config=True).hydra
-
-
 @pytest.mark.parametrize("overrides, launcher, n_jobs", [
     (["budget=mini"], "JoblibLauncher", 2),
     (["budget=mini", "hydra.launcher.n_jobs=4"], "JoblibLauncher", 4),
@@ -201,14 +193,16 @@ def hydra_config(overrides):
     (["budget=paper"], "BasicLauncher", None),
 ])
 def test_mini_grids_run_two_jobs_at_once(overrides, launcher, n_jobs):
-    cfg = hydra_config(["+experiment=fig_cosine", "dataset=digits", *overrides])
+    cfg = compose_config(["+experiment=fig_cosine", "dataset=digits", *overrides],
+                         hydra=True).hydra
     assert cfg.launcher._target_.endswith(launcher)
     assert cfg.launcher.get("n_jobs") == n_jobs
 
 
 def sweep(overrides) -> list[list[str]]:
     """Each job's overrides of a figure grid: its sweeper's values, one seed."""
-    params = OmegaConf.to_container(hydra_config(overrides).sweeper.params, resolve=True)
+    params = OmegaConf.to_container(compose_config(overrides, hydra=True).hydra.sweeper.params,
+                                    resolve=True)
     params["seed"] = str(params.get("seed", 0)).split(",")[0]
     values = [[f"{key}={v}" for v in str(choices).split(",")] for key, choices in params.items()]
     return [list(job) for job in itertools.product(*values)]

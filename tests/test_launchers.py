@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+from src.resolvers import compose_config
 from tests.conftest import ROOT, tiny
 
 
@@ -54,16 +55,7 @@ def test_submitit_job_of_two_tasks_trains_as_one_ddp_run(tmp_path):
 
 
 def test_slurm_launcher_presets_compose():
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from src.resolvers import CONF
-
     for preset, gpus in (("slurm_1gpu", 1), ("slurm_8gpus", 8)):
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            cfg = compose("config", return_hydra_config=True,
-                          overrides=[f"hydra/launcher={preset}"])
-        launcher = cfg.hydra.launcher
+        launcher = compose_config([f"hydra/launcher={preset}"], hydra=True).hydra.launcher
         assert launcher._target_.endswith("SlurmLauncher")
         assert launcher.gpus_per_node == launcher.tasks_per_node == gpus

@@ -1,11 +1,8 @@
 """The run folder's format is one module's: Hydra's job folder names leave out exactly the keys
 that do not change a run's numbers, and every reader reads the same files."""
 
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-
 from src.engine.run import train
-from src.resolvers import CONF
+from src.resolvers import compose_config
 from src.tracking.run_format import FINAL, NOT_IDENTITY, job_folders, read_run
 
 
@@ -17,9 +14,7 @@ def test_hydra_folder_names_exclude_the_identity_neutral_keys():
     assert set(values) == set(NOT_IDENTITY)
     overrides = ["seed=1", *(f"{k}={v}" for k, v in values.items()), "logger.mode=disabled",
                  "+logger.notes=x"]
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("config", return_hydra_config=True, overrides=overrides)
+    cfg = compose_config(overrides, hydra=True)
     assert list(cfg.hydra.job.config.override_dirname.exclude_keys) == [
         *values, "logger.mode", "logger.notes"]
 
