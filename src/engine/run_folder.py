@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 
 from src.errors import UserError
 from src.tracking.run_format import (
+    ADDED_KEYS,
     CHECKPOINT_FORMAT,
     CHECKPOINTS,
     CONFIG,
@@ -41,7 +42,11 @@ def _flatten(tree, prefix="") -> dict:
 
 
 def differences(saved: dict, current: dict) -> list[str]:
+    """The keys whose values differ between a saved config's identity and this launch's; a
+    key added since the save counts at the value runs had before it (ADDED_KEYS)."""
     a, b = _flatten(saved), _flatten(current)
+    for key, value in ADDED_KEYS.items():
+        a.setdefault(f"{key}.", value)
     return [f"{key.rstrip('.')}={a.get(key)!r} there, {b.get(key)!r} now"
             for key in sorted(a.keys() | b.keys()) if a.get(key) != b.get(key)]
 

@@ -31,6 +31,10 @@ FINAL = ("completed", "diverged")
 # against this list by a test).
 NOT_IDENTITY = ("logger", "trainer.resume", "trainer.device", "trainer.checkpoint_every_n_epochs",
                 "trainer.checkpoint_every_n_steps")
+# Keys added to the config after runs were written without them, each at the value that gives
+# the runs from before: a folder or checkpoint whose config lacks one is the same run as a
+# launch with that value. A new key that changes no earlier run goes here when it is added.
+ADDED_KEYS = {"trainer.eval_every_n_epochs": 1}
 
 
 def identity(cfg) -> dict:
