@@ -46,7 +46,8 @@ def differences(saved: dict, current: dict) -> list[str]:
     key added since the save counts at the value runs had before it (ADDED_KEYS)."""
     a, b = _flatten(saved), _flatten(current)
     for key, value in ADDED_KEYS.items():
-        a.setdefault(f"{key}.", value)
+        if f"{key}." in b:
+            a.setdefault(f"{key}.", value)
     return [f"{key.rstrip('.')}={a.get(key)!r} there, {b.get(key)!r} now"
             for key in sorted(a.keys() | b.keys()) if a.get(key) != b.get(key)]
 
