@@ -1,7 +1,8 @@
 """Speed of the training path, measured side by side in one process.
 
 python -m src.bench [--json] [--device cpu|cuda] [--steps N] [--rounds R] [--images N]
-                    [--workers W] [--no-compile] [--compile-modes M,...] [--bf16 auto|on|off]
+                    [--batch B] [--workers W] [--no-compile] [--compile-modes M,...]
+                    [--bf16 auto|on|off]
 python -m src.bench --suite gpu [--device cpu|cuda] [--out FILE]   (src/gpu_check.py)
 
   --json           the last line of stdout is one JSON object with every number below
@@ -9,6 +10,7 @@ python -m src.bench --suite gpu [--device cpu|cuda] [--out FILE]   (src/gpu_chec
   --steps          updates per timed training run (default: 6 on cpu, 200 on cuda)
   --rounds         rounds; each runs every contender once, in turn (default: 3)
   --images         images per loader pass (default: 5,000 on cpu, 50,000 on cuda)
+  --batch          images per update, in training and loading (default: 128)
   --workers        worker processes of torchvision's DataLoader (default: min(4, cpu count))
   --no-compile     the fast mode without torch.compile
   --compile-modes  torch.compile modes to time besides the default (default on cuda:
@@ -16,7 +18,8 @@ python -m src.bench --suite gpu [--device cpu|cuda] [--out FILE]   (src/gpu_chec
   --bf16           the bf16 rung: auto (where native, as trainer.precision=auto chooses), on, off
   --suite gpu      the GPU acceptance check instead: bench, verify, fast run, resume, torchrun
 
-What is measured (PreResNet32, CIFAR-shaped synthetic images, batch 128; medians over rounds):
+What is measured (PreResNet32, CIFAR-shaped synthetic images, batch 128 unless --batch; medians
+over rounds):
 
 * overhead_ratio: ms/step of src.engine.loop.fit as training runs it (loader augmentations,
   scale-invariance metrics every 10 steps with one tracked tensor, the end-of-epoch checks)
@@ -66,7 +69,7 @@ from src.engine.loop import fit
 from src.resolvers import compose_config
 from src.tracking.records import Recorder
 
-BATCH = 128
+BATCH = 128  # --batch's default
 CIFAR_EPOCH = 50_000
 WARMUP_STEPS = 2  # the compiled rung compiles in its first step
 CHANNELS_LAST = "trainer.channels_last=true"
@@ -92,11 +95,11 @@ def device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine()
 
 
-def training_config(device: torch.device, steps: int, *overrides):
+def training_config(device: torch.device, steps: int, batch: int, *overrides):
     """The config of training runs of `steps` updates inside one epoch, metrics as exp_lr."""
     return compose_config([
-        "dataset=synthetic", f"dataset.num_train={steps * BATCH}", "dataset.num_test=1",
-        "model=preresnet32", "logger=none", "trainer.epochs=1", f"trainer.batch_size={BATCH}",
+        "dataset=synthetic", f"dataset.num_train={steps * batch}", "dataset.num_test=1",
+        "model=preresnet32", "logger=none", "trainer.epochs=1", f"trainer.batch_size={batch}",
         f"trainer.max_steps={steps}", f"trainer.device={device.type}",
         "trainer.log_every_n_steps=10", "trainer.track_params=[stages.0.1.conv1.weight]",
         "trainer.bn_recalibration_batches=0", *overrides,
@@ -151,14 +154,14 @@ class BareRun:
         return (time.perf_counter() - start) / steps
 
 
-def loaders(images: int, device: torch.device, workers: int):
+def loaders(images: int, batch: int, device: torch.device, workers: int):
     """The device loader and torchvision's usual path (dataset.loader=torch: PIL image per item,
     RandomCrop, RandomHorizontalFlip, ToTensor, Normalize, DataLoader) over the same images."""
     def train_loader(*overrides):
         cfg = compose_config(["dataset=synthetic", f"dataset.num_train={images}",
                               "dataset.num_test=1", "dataset.crop_padding=4",
                               "dataset.flip=true", *overrides])
-        return build_data(cfg.dataset, batch_size=BATCH, seed=0, device=device,
+        return build_data(cfg.dataset, batch_size=batch, seed=0, device=device,
                           dtype=torch.float32).train
     return train_loader(), train_loader("dataset.loader=torch", f"dataset.num_workers={workers}")
 
@@ -203,6 +206,9 @@ def measure(args, device: torch.device) -> dict:
     modes = [m for m in args.compile_modes if not args.no_compile]
     contenders, timed_compile = {}, {}
 
+    def config(*overrides):
+        return training_config(device, args.steps, args.batch, *overrides)
+
     def add(name, seconds_per_step, compiled=False):
         """Warm up at once (allocations, cuDNN's choices, compilation)."""
         before, start = graphs_compiled() if compiled else 0, time.perf_counter()
@@ -212,20 +218,17 @@ def measure(args, device: torch.device) -> dict:
                                    "graphs": graphs_compiled() - before}
         contenders[name] = seconds_per_step
 
-    add("bare", BareRun(training_config(device, args.steps), device).seconds_per_step)
+    add("bare", BareRun(config(), device).seconds_per_step)
     for name, overrides in rungs:
-        run = FitRun(training_config(device, args.steps, *overrides), device)
+        run = FitRun(config(*overrides), device)
         add(name, run.seconds_per_step, compiled=name == "compile")
-    add("fit_8px", FitRun(training_config(device, args.steps, "dataset.image_size=8"),
-                          device).seconds_per_step)
-    add("fit_all_sets", FitRun(training_config(device, args.steps, "trainer.track_params=all"),
-                               device).seconds_per_step)
+    add("fit_8px", FitRun(config("dataset.image_size=8"), device).seconds_per_step)
+    add("fit_all_sets", FitRun(config("trainer.track_params=all"), device).seconds_per_step)
     for mode in modes:
         overrides = [*rungs[-1][1], f"trainer.compile_mode={mode}"]
         name = f"compile[{mode}]"
-        add(name, FitRun(training_config(device, args.steps, *overrides), device)
-            .seconds_per_step, compiled=True)
-    tensor_loader, standard = loaders(args.images, device, args.workers)
+        add(name, FitRun(config(*overrides), device).seconds_per_step, compiled=True)
+    tensor_loader, standard = loaders(args.images, args.batch, device, args.workers)
     epochs = iter(range(args.rounds + 1))  # a new epoch (order, augmentation) each pass
     add("tensor_loader", lambda _: images_per_second(tensor_loader.epoch(next(epochs)), device))
     add("torchvision", lambda _: images_per_second(standard.epoch(0), device))
@@ -237,12 +240,12 @@ def measure(args, device: torch.device) -> dict:
             samples[name].append(run(args.steps))
     recompiles = graphs_compiled() - compiled_before if timed_compile else None
     m = {name: statistics.median(values) for name, values in samples.items()}
-    steps_per_epoch = math.ceil(CIFAR_EPOCH / BATCH)
+    steps_per_epoch = math.ceil(CIFAR_EPOCH / args.batch)
     switches, previous = [], None
     for name, _ in rungs + [(f"compile[{mode}]", None) for mode in modes]:
         gain = None if previous is None else m[previous] / m[name]
         switches.append({"rung": name, "ms_per_step": m[name] * 1e3,
-                         "images_per_s": BATCH / m[name], "gain": gain,
+                         "images_per_s": args.batch / m[name], "gain": gain,
                          "speedup_over_fp32": m["fp32"] / m[name],
                          **timed_compile.get(name, {})})
         if not name.startswith("compile["):  # each mode is compared with the default mode
@@ -258,8 +261,8 @@ def measure(args, device: torch.device) -> dict:
         "fast_ms_per_step": m[fast] * 1e3,
         "tensor_loader_images_per_s": m["tensor_loader"],
         "torchvision_images_per_s": m["torchvision"],
-        "fp32_images_per_s": BATCH / m["fp32"],
-        "fast_images_per_s": BATCH / m[fast],
+        "fp32_images_per_s": args.batch / m["fp32"],
+        "fast_images_per_s": args.batch / m[fast],
         "fp32_epoch_s": m["fp32"] * steps_per_epoch,
         "fast_epoch_s": m[fast] * steps_per_epoch,
         "fast_speedup": m["fp32"] / m[fast],
@@ -271,8 +274,8 @@ def measure(args, device: torch.device) -> dict:
         "fast_mode": {"precision": chosen["precision"], "channels_last": True,
                       "compile": not args.no_compile},
         "bf16": chosen,
-        "model": "preresnet32", "batch_size": BATCH, "steps": args.steps, "rounds": args.rounds,
-        "images": args.images, "workers": args.workers,
+        "model": "preresnet32", "batch_size": args.batch, "steps": args.steps,
+        "rounds": args.rounds, "images": args.images, "workers": args.workers,
         "device": device.type, "device_name": device_name(device), "cpu_count": os.cpu_count(),
         "threads": torch.get_num_threads(), "torch": torch.__version__,
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -350,6 +353,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of all contenders (3)")
     parser.add_argument("--images", type=int,
                         help="images per loader pass (cpu 5,000, cuda 50,000)")
+    parser.add_argument("--batch", type=int, default=BATCH,
+                        help=f"images per update, training and loading ({BATCH})")
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                         help="torchvision DataLoader workers (default: min(4, cpu count))")
     parser.add_argument("--no-compile", action="store_true",
@@ -366,8 +371,8 @@ def main() -> None:
     cuda = args.device == "cuda"
     args.steps = args.steps or (200 if cuda else 6)
     args.images = args.images or (50_000 if cuda else 5_000)
-    if min(args.steps, args.rounds, args.images) < 1 or args.workers < 0:
-        parser.error("--steps, --rounds and --images must be >= 1, --workers >= 0")
+    if min(args.steps, args.rounds, args.images, args.batch) < 1 or args.workers < 0:
+        parser.error("--steps, --rounds, --images and --batch must be >= 1, --workers >= 0")
     from src.engine.build import COMPILE_MODES
     if args.compile_modes is None:
         args.compile_modes = ",".join(GPU_COMPILE_MODES) if cuda else ""

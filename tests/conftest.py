@@ -1,4 +1,11 @@
+import os
 from pathlib import Path
+
+# A pytest-xdist worker (pyproject's -n auto: one a core) computes on one thread, and so do the
+# processes its tests start: two threads a worker would oversubscribe the cores. Set before
+# torch is imported, which reads it once.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 import pytest
 from PIL import Image

@@ -17,8 +17,10 @@ NUMBERS = ["overhead_ratio", "overhead_ratio_all_sets", "loader_speedup", "bare_
 
 def test_bench_json():
     """One run of every contender, with the bf16 rung forced on (--bf16 on: the same rungs on
-    every CPU; what auto picks is trainer.precision=auto's choice, tests/test_backends.py)."""
-    tiny = ["--steps", "2", "--rounds", "1", "--images", "512", "--no-compile", "--device", "cpu"]
+    every CPU; what auto picks is trainer.precision=auto's choice, tests/test_backends.py).
+    Batch 16: an emulated bf16 update of batch 128 takes seconds on an AVX2 CPU."""
+    tiny = ["--steps", "2", "--rounds", "1", "--images", "512", "--batch", "16", "--no-compile",
+            "--device", "cpu"]
     done = subprocess.run([sys.executable, "-m", "src.bench", "--json", "--bf16", "on", *tiny],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -36,6 +38,9 @@ def test_bench_json():
     assert result["switches"][0]["gain"] is None
     assert all(r["gain"] > 0 and r["images_per_s"] > 0 for r in result["switches"][1:])
     assert result["fast_images_per_s"] == result["switches"][-1]["images_per_s"]
+    assert result["batch_size"] == 16
+    assert math.isclose(result["fp32_images_per_s"], 16e3 / result["fit_ms_per_step"],
+                        rel_tol=1e-12)
     assert result["compile_s"] is None and result["recompiles"] is None
     assert result["device"] == "cpu" and result["device_name"] and result["torch"]
     assert result["date"] and result["workers"] >= 0

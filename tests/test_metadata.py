@@ -2,7 +2,9 @@
 
 import hashlib
 import json
+import shlex
 import subprocess
+import sys
 
 import torch
 
@@ -31,5 +33,5 @@ def test_metadata_is_written_and_mirrored_to_wandb(tiny_cfg, tmp_path, monkeypat
     assert meta["packages"]["torch"] == torch.__version__.split("+")[0]
     assert meta["cuda"] == torch.version.cuda and meta["cpu"] and meta["host"]
     assert meta["gpu"] == (torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
-    assert "pytest" in meta["command"]
+    assert meta["command"] == shlex.join(sys.orig_argv)  # this process's, xdist worker or not
     assert seen["config"]["metadata"] == meta
