@@ -5,6 +5,8 @@ import math
 import subprocess
 import sys
 
+import pytest
+
 from src.gpu_check import BENCH_KEYS
 from tests.conftest import ROOT
 
@@ -46,9 +48,9 @@ def test_bench_json():
     assert result["date"] and result["workers"] >= 0
 
 
-def test_bench_refuses_unknown_compile_modes():
-    bad = subprocess.run([sys.executable, "-m", "src.bench", "--compile-modes", "fastest",
-                          "--device", "cpu"], cwd=ROOT, capture_output=True, text=True,
-                         timeout=300)
-    assert bad.returncode == 2 and "--compile-modes" in bad.stderr
+@pytest.mark.parametrize("args", [["--compile-modes", "fastest"], ["--batch", "0"]])
+def test_bench_refuses_bad_arguments(args):
+    bad = subprocess.run([sys.executable, "-m", "src.bench", *args, "--device", "cpu"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and args[0] in bad.stderr
     assert "Traceback" not in bad.stderr
