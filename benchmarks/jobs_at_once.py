@@ -4,10 +4,10 @@ side in one command.
 python -m benchmarks.jobs_at_once [--steps 300] [--model preresnet32] [--image-size 8]
 
 The miniature's training step (PreResNet32 at 8x8, batch 32, Figure 1's recipe, metrics
-every 10 updates) timed in `fit` three ways: one job on 2 threads (hydra/launcher=basic on 2
-cores), one job on 1 thread, and two 1-thread jobs in two processes at once (joblib_2). Prints
-ms per update of each and the grid's speed-up: updates per second of the two jobs together
-over those of the one 2-thread job.
+every 10 updates) timed in the training loop three ways: one job on 2 threads
+(hydra/launcher=basic on 2 cores), one job on 1 thread, and two 1-thread jobs in two
+processes at once (joblib_2). Prints ms per update of each and the grid's speed-up: updates
+per second of the two jobs together over those of the one 2-thread job.
 """
 
 import argparse
@@ -19,28 +19,31 @@ from pathlib import Path
 
 def ms_per_update(threads: int, steps: int, model: str, image_size: int,
                   barrier=None) -> float:
-    """`fit` of `steps` updates on `threads` threads; barrier: wait there once built (the
+    """The training loop's `steps` updates on `threads` threads; barrier: wait there once built (the
     two processes of the concurrent case start their timed runs together)."""
     import torch
 
+    from src.config.prepare import prepare
+    from src.config.resolvers import compose_config
     from src.engine.build import build
-    from src.engine.loop import fit
-    from src.resolvers import compose_config
+    from src.engine.loop import Loop
+    from src.engine.step import TrainStep
     from src.tracking.records import Recorder
 
     torch.set_num_threads(threads)
-    cfg = compose_config(["+experiment=exp_lr", "dataset=synthetic", "dataset.num_train=1024",
-                          f"dataset.image_size={image_size}", "dataset.crop_padding=1",
-                          f"model={model}", "logger=none", "trainer.device=cpu",
-                          "trainer.batch_size=32", f"trainer.max_steps={steps}",
-                          "trainer.epochs=1000", "trainer.checkpoint_every_n_epochs=null"])
-    data, net, optimizer, schedule = build(cfg, torch.device("cpu"))
+    cfg = prepare(compose_config([
+        "+experiment=exp_lr", "dataset=synthetic", "dataset.num_train=1024",
+        f"dataset.image_size={image_size}", "dataset.crop_padding=1", f"model={model}",
+        "logger=none", "trainer.device=cpu", "trainer.batch_size=32",
+        f"trainer.max_steps={steps}", "trainer.epochs=1000",
+        "trainer.checkpoint_every_n_epochs=null"]))
+    data, net, optimizer, scheduler = build(cfg, torch.device("cpu"))
+    step = TrainStep(net, optimizer, scheduler, cfg.trainer, torch.device("cpu"))
     if barrier is not None:
         barrier.wait()
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
-        fit(net, optimizer, schedule, data, Recorder(Path(folder)), cfg.trainer,
-            torch.device("cpu"))
+        Loop(step, data, Recorder(Path(folder)), cfg.trainer).fit()
         return (time.perf_counter() - start) / steps * 1000
 
 

@@ -18,18 +18,21 @@ from pathlib import Path
 
 import torch
 
+from src.config.prepare import prepare
+from src.config.resolvers import compose_config
 from src.engine.build import build
-from src.engine.loop import fit
-from src.resolvers import compose_config
+from src.engine.loop import Loop
+from src.engine.step import TrainStep
 from src.tracking.records import Recorder
 
 
 def time_run(cfg, device, log_every: int, tracked) -> float:
     cfg.trainer.log_every_n_steps, cfg.trainer.track_params = log_every, tracked
-    data, model, optimizer, schedule = build(cfg, device)
+    data, model, optimizer, scheduler = build(prepare(cfg), device)
+    step = TrainStep(model, optimizer, scheduler, cfg.trainer, device)
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
-        fit(model, optimizer, schedule, data, Recorder(Path(folder)), cfg.trainer, device)
+        Loop(step, data, Recorder(Path(folder)), cfg.trainer).fit()
         if device.type == "cuda":
             torch.cuda.synchronize()
         return (time.perf_counter() - start) / cfg.trainer.max_steps

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU acceptance check (src/gpu_check.py): one JSON file, under 8 minutes on one GPU.
+# The GPU acceptance check (src/bench/gpu.py): one JSON file, under 8 minutes on one GPU.
 #   scripts/gpu_check.sh [--device cuda|cpu] [--out FILE] [--parts bench,verify,...]
 # --device cpu runs what a CPU can and says what it skipped. Exit status 0: every part passed.
 set -euo pipefail

@@ -1,10 +1,10 @@
 """python -m src.report SWEEP_DIR: a figure grid as a W&B report, panel for panel.
 
-The report's panels are the figure's (src/figures/catalog.py) over the W&B runs of the grid's
-group, with the grid's table.md below them. Online (WANDB_MODE=online or --mode online, with a
-W&B key) the report is saved and its URL printed. Offline (the default, as for the runs) its
-spec goes to SWEEP_DIR/report.json, with the two commands that publish it: `wandb sync` of the
-jobs' offline runs, then this command online.
+The report's panels are the figure's (its module in src/figures/gallery) over the W&B runs of
+the grid's group, with the grid's table.md below them. Online (WANDB_MODE=online or --mode
+online, with a W&B key) the report is saved and its URL printed. Offline (the default, as for
+the runs) its spec goes to SWEEP_DIR/report.json, with the two commands that publish it:
+`wandb sync` of the jobs' offline runs, then this command online.
 """
 
 import argparse
@@ -20,7 +20,7 @@ from wandb_workspaces import expr
 
 from src.errors import UserError
 from src.figures import curves, figure_of, load_jobs, setting
-from src.figures.catalog import Figure, Panel
+from src.figures.figure import Figure, Panel
 
 # Final metrics W&B has no copy of: the closest one it has.
 IN_WANDB = {"train/epoch_loss_last5": "train/epoch_loss"}

@@ -1,7 +1,8 @@
 """python -m src.train [+experiment=NAME] [overrides]: the Hydra entry point.
 
-Hydra composes the config; src/engine/run.py trains it in the run folder; errors become one
-line and an exit status, or in a grid a record of the failed job. torch and the rest are
+Hydra composes the config; src/config/prepare.py checks and resolves it; src/engine/run.py
+trains it in the run folder; errors become one line and an exit status, or in a grid a record
+of the failed job. torch and the rest are
 imported inside main, so that `--help` answers at once.
 """
 
@@ -15,7 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-import src.resolvers  # noqa: F401 -- the config's resolvers, before Hydra composes
+import src.config.resolvers  # noqa: F401 -- the config's resolvers, before Hydra composes
 from src.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ def main(cfg: DictConfig) -> float | None:
 
 
 def _main(cfg: DictConfig) -> float:
+    from src.config.prepare import prepare
     from src.engine.preemption import Preempted
     from src.engine.run import train
     from src.engine.run_folder import RunFolder
@@ -45,7 +47,7 @@ def _main(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     try:
-        summary = train(cfg, run_dir)
+        summary = train(prepare(cfg), run_dir)
     except Preempted as e:
         log.warning("%s", e)
         e.pass_on()  # under submitit: requeue
@@ -57,7 +59,7 @@ def _main(cfg: DictConfig) -> float:
                 sys.exit(2)
             raise
         # In a grid one job's failure must not stop the others: it is recorded and listed
-        # at the end of the grid (src/callbacks.py).
+        # at the end of the grid (src/config/callbacks.py).
         if isinstance(e, UserError):
             log.error("error: %s", e)
         else:

@@ -20,8 +20,8 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-import src.resolvers  # noqa: F401 -- the config's resolvers, before Hydra composes
-from src.config import resolve_device, validate
+import src.config.resolvers  # noqa: F401 -- the config's resolvers, before Hydra composes
+from src.config.prepare import prepare
 from src.engine.build import build
 from src.engine.step import TrainStep, autocast
 from src.errors import UserError
@@ -40,16 +40,15 @@ def with_schedule(cfg: DictConfig, schedule: dict) -> DictConfig:
     cfg = cfg.copy()
     common = {"milestones": cfg.verify.milestones, "factor": 0.1, "final_ratio": 0.0}
     cfg.schedule = OmegaConf.create({**common, **schedule})
-    validate(cfg)
-    return cfg
+    return prepare(cfg)
 
 
 def lockstep(cfg: DictConfig, reference: dict, twins: dict[str, dict], device) -> dict:
     runs = {}
     for name, schedule in {"reference": reference, **twins}.items():
         run_cfg = with_schedule(cfg, schedule)
-        data, model, optimizer, plan = build(run_cfg, device)
-        runs[name] = TrainStep(model.train(), optimizer, plan, run_cfg.trainer, device)
+        data, model, optimizer, scheduler = build(run_cfg, device)
+        runs[name] = TrainStep(model.train(), optimizer, scheduler, run_cfg.trainer, device)
     probe = next(data.test.epoch(0))[0][: cfg.verify.probe_size]
     worst = {name: {"max_rel_param_dev": 0.0, "max_abs_output_dev": 0.0} for name in twins}
     step = 0
@@ -65,8 +64,8 @@ def lockstep(cfg: DictConfig, reference: dict, twins: dict[str, dict], device) -
                 with torch.no_grad(), autocast(device, cfg.trainer.precision):
                     outputs[name] = train_step.model(probe).double()
             for name in twins:
-                scaled = runs[name].schedule.groups["scale_invariant"].scale[step] * weights[
-                    "reference"]
+                twin = runs[name].scheduler.table.groups["scale_invariant"]
+                scaled = twin.scale[step] * weights["reference"]
                 param_dev = ((weights[name] - scaled).norm() / scaled.norm()).item()
                 output_dev = (outputs[name] - outputs["reference"]).abs().max().item()
                 record = worst[name]
@@ -77,8 +76,8 @@ def lockstep(cfg: DictConfig, reference: dict, twins: dict[str, dict], device) -
 
 
 def verify(cfg: DictConfig, run_dir: Path) -> dict:
-    validate(cfg)
-    device = resolve_device(cfg.trainer.device)
+    prepare(cfg)
+    device = torch.device(cfg.trainer.device)
     result = {"precision": cfg.trainer.precision, "norm_eps": cfg.model.norm_eps,
               "model": cfg.model.name, "norm": cfg.model.norm, "dataset": cfg.dataset.name,
               "steps": None, "pairs": {}}

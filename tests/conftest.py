@@ -10,7 +10,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 import pytest
 from PIL import Image
 
-from src.resolvers import CONF, compose_config
+from src.config.resolvers import CONF, compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))

@@ -8,15 +8,15 @@ import os
 import pytest
 import torch
 
-from src.config import validate
-from src.engine import build as build_module
-from src.engine.build import (
+from src.config.prepare import prepare
+from src.engine.backends import (
     apply_backend_settings,
     backend_settings,
+    bf16_support,
     choose_precision,
 )
-from src.engine.run import train
 from src.errors import UserError
+from tests.helpers.runs import train
 
 AVX2 = {"device": "cpu", "capability": "AVX2", "avx512_bf16": False, "amx": False}
 
@@ -40,8 +40,8 @@ def test_auto_resolves_to_this_machines_choice_and_the_fast_preset(tiny_cfg):
     cfg = tiny_cfg("trainer=fast")
     assert (cfg.trainer.precision, cfg.trainer.channels_last, cfg.trainer.compile) == (
         "auto", True, True)
-    validate(cfg)
-    expected = choose_precision(build_module.bf16_support(torch.device("cpu")))[0]
+    assert prepare(cfg) is cfg
+    expected = choose_precision(bf16_support(torch.device("cpu")))[0]
     assert cfg.trainer.precision == expected
 
 
@@ -101,4 +101,4 @@ def test_metadata_records_the_switches_and_the_choice(tiny_cfg, tmp_path):
 ])
 def test_bad_switches_are_refused(tiny_cfg, override, message):
     with pytest.raises(UserError, match=message.replace("(", r"\(")):
-        validate(tiny_cfg(override))
+        prepare(tiny_cfg(override))

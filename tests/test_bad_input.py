@@ -13,9 +13,9 @@ import sys
 
 import pytest
 
-from src.engine.run import train
-from src.resolvers import compose_config
+from src.config.resolvers import compose_config
 from tests.conftest import TINY, tiny, write_image_folder
+from tests.helpers.runs import train
 
 RECORDS = ("config.yaml", "metadata.json", "metrics.jsonl", "summary.json",
            "checkpoints/last.pt", "checkpoints/previous.pt")
@@ -86,11 +86,11 @@ CASES = [
     ("dataset=mnist", "dataset/mnist"),
     ("trainer.epochs=[1,2", "no viable alternative at input '[1,2'"),
     # values: type, range, options
-    ("trainer.epochs=0", "trainer.epochs=0 is not allowed: use an integer > 0"),
+    ("trainer.epochs=0", "trainer.epochs=0 is not allowed: use an integer >= 1"),
     ("trainer.epochs=ten", "trainer.epochs='ten' is not allowed"),
     ("trainer.epochs=1.5", "trainer.epochs=1.5 is not allowed"),
     ("trainer.batch_size=-8", "trainer.batch_size=-8 is not allowed"),
-    ("trainer.max_steps=0", "trainer.max_steps=0 is not allowed: use null or an integer > 0"),
+    ("trainer.max_steps=0", "trainer.max_steps=0 is not allowed: use null or an integer >= 1"),
     ("trainer.log_every_n_steps=0", "trainer.log_every_n_steps"),
     ("trainer.precision=fp16", "trainer.precision='fp16' is not allowed: use one of fp32"),
     ("trainer.device=tpu", "trainer.device='tpu' is not allowed: use one of auto, cpu, cuda"),
@@ -119,8 +119,16 @@ CASES = [
     ("model.gn_groups=0", "model.gn_groups"),
     ("model.norm=none", "model.scale_invariant=true needs a norm layer"),
     ("logger.kind=tensorboard", "logger.kind"),
-    ("schedule=step schedule.milestones=[5,2]", "schedule.milestones=[5, 2] must be increasing"),
-    ("schedule=step schedule.factor=2", "schedule.factor=2 must be a number in (0, 1]"),
+    ("schedule=step schedule.milestones=[5,2]",
+     "schedule.milestones=[5, 2] is not allowed: use increasing"),
+    ("schedule=step schedule.factor=2", "schedule.factor=2 is not allowed: use a number in (0, 1]"),
+    ("schedule=texp schedule.momentum_correction=2", "schedule.momentum_correction=2 is not "
+     "allowed: use true or false"),
+    ("model=vgg11_cifar model.kwargs.width=0", "model.kwargs.width=0 is not allowed: use a "
+     "number > 0"),
+    ("model.head_norm=0", "model.head_norm=0 is not allowed: use a number > 0"),
+    ("model.norm_eps=-1", "model.norm_eps=-1 is not allowed: use null or a number > 0"),
+    ("+model.kwargs.no_such_argument=1" + FRESH, "no_such_argument"),
     ("schedule=cosine schedule.final_ratio=2", "schedule.final_ratio"),
     ("schedule=equivalent schedule.base=exp", "schedule.base='exp' is not allowed"),
     ("schedule=exp optimizer.weight_decay=0.05", "must be at most (1 - sqrt(momentum))^2"),

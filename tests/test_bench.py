@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from src.gpu_check import BENCH_KEYS
+from src.bench.gpu import BENCH_KEYS
 from tests.conftest import ROOT
 
 NUMBERS = ["overhead_ratio", "overhead_ratio_all_sets", "loader_speedup", "bare_ms_per_step",

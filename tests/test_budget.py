@@ -8,10 +8,10 @@ from fractions import Fraction as F
 import pytest
 from omegaconf import OmegaConf
 
-from src.budget import apply_budget
-from src.config import validate
+from src.config.budget import apply_budget
+from src.config.prepare import prepare
+from src.config.resolvers import compose_config
 from src.errors import UserError
-from src.resolvers import compose_config
 from src.theory.budget import (
     intrinsic_time,
     largest_factor,
@@ -87,9 +87,8 @@ def test_a_phase_lost_to_rounding_is_seen():
 # --- budget=mini on the configs ----------------------------------------------------------
 
 def mini(*overrides):
-    cfg = compose_config(["logger=none", *overrides, "budget=mini"])
-    apply_budget(cfg)
-    return cfg
+    """budget=mini's config as a run gets it: checked, mapped, resolved."""
+    return prepare(compose_config(["logger=none", *overrides, "budget=mini"]))
 
 
 def digits_steps(batch_size: int) -> int:
@@ -108,7 +107,7 @@ def check_mapped(cfg, paper_wd, paper_epochs, milestones, images):
         # src/optim/schedules.py rounds epoch x steps per epoch: the mapped updates exactly
         assert [round(m * per_epoch) for m in cfg.schedule.milestones] == [
             to_updates(m * PAPER_STEPS, k) for m in milestones]
-    validate(cfg)
+    prepare(cfg)
 
 
 def test_exp_lr_on_digits():
@@ -142,7 +141,7 @@ def test_cifar10_mini_is_a_short_cifar_run():
 def test_applying_again_or_relaunching_maps_the_same():
     cfg = mini("+experiment=fig_texp_vs_step", "dataset=digits")
     once = OmegaConf.to_container(cfg)
-    apply_budget(cfg)
+    prepare(cfg)
     assert OmegaConf.to_container(cfg) == once
     again = mini("+experiment=fig_texp_vs_step", "dataset=digits")
     assert OmegaConf.to_container(again) == once
@@ -215,7 +214,7 @@ def test_every_figure_grid_composes_and_maps_with_mini(experiment):
     for job in sweep(overrides):
         cfg = compose_config([*overrides, *job])
         apply_budget(cfg)
-        validate(cfg)
+        prepare(cfg)
         if cfg.task == "train":
             assert cfg.trainer.max_steps < cfg.budget.paper.epochs * PAPER_STEPS
             assert cfg.optimizer.weight_decay == cfg.budget.paper.weight_decay * cfg.budget.k
@@ -223,8 +222,8 @@ def test_every_figure_grid_composes_and_maps_with_mini(experiment):
 
 def test_cifar10_mini_runs_on_files_in_the_real_format(tmp_path, monkeypatch):
     """budget=mini on CIFAR-10 (our stand-in files): the mapped run starts and steps."""
-    from src.engine.run import train
-    from tests.test_data import write_cifar10
+    from tests.helpers.data import write_cifar10
+    from tests.helpers.runs import train
 
     write_cifar10(tmp_path / "data", n_train=40, n_test=10)
     monkeypatch.setattr("torchvision.datasets.cifar.check_integrity", lambda *a, **k: True)

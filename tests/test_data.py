@@ -8,10 +8,12 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
-from src.data import build_data, check_dataset, sources
+from src.config.checks import check_relations, check_values
+from src.config.resolvers import compose_config
+from src.data import build_data, sources
 from src.data.loaders import random_crop
 from src.errors import UserError
-from src.resolvers import compose_config
+from tests.helpers.data import write_cifar10
 
 CPU = torch.device("cpu")
 
@@ -112,22 +114,6 @@ def test_augmentation_only_in_training_and_normalised(tiny_cfg):
     assert torch.equal(test_y, data.test.labels[:256])  # the test split is never shuffled
 
 
-def write_cifar10(root, n_train=20, n_test=10):
-    """CIFAR-10's python format: pickled dicts of uint8 rows (N, 3072) and labels."""
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    splits = [(f"data_batch_{i}", n_train // 5) for i in range(1, 6)] + [("test_batch", n_test)]
-    for name, n in splits:
-        batch = {"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-                 "labels": rng.integers(0, 10, n).tolist()}
-        with open(folder / name, "wb") as f:
-            pickle.dump(batch, f)
-    with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, f)
-    return folder
-
-
 def test_cifar10_reader_on_files_in_the_real_format(tmp_path, monkeypatch, tiny_cfg):
     folder = write_cifar10(tmp_path)
     # torchvision checks the md5 of the real 170 MB archive's files; ours are stand-ins.
@@ -199,7 +185,7 @@ def test_config_mean_std_match_digits():
     ("dataset.split_seed=-1", "dataset.split_seed=-1 is not allowed: use an integer >= 0"),
     ("dataset.crop_padding=-1", "dataset.crop_padding=-1 is not allowed: use an integer >= 0"),
     ("dataset.flip=1", "dataset.flip=1 is not allowed: use true or false"),
-    ("dataset.loader=gpu", "dataset.loader='gpu' is not allowed: use device or torch"),
+    ("dataset.loader=gpu", "dataset.loader='gpu' is not allowed: use one of device, torch"),
     ("dataset.num_workers=-2", "dataset.num_workers=-2 is not allowed"),
     ("dataset.std=[0.3,0,0.3]", "dataset.std=[0.3, 0, 0.3] is not allowed: use a list of 3 "
                                 "numbers > 0"),
@@ -211,13 +197,16 @@ def test_config_mean_std_match_digits():
 def test_bad_dataset_values_are_one_clear_error(override, words):
     cfg = compose_config(["logger=none", *override.split()])
     with pytest.raises(UserError) as error:
-        check_dataset(cfg.dataset)
+        check_values(cfg)
+        check_relations(cfg)
     assert words in str(error.value) and "\n" not in str(error.value)
 
 
 @pytest.mark.parametrize("dataset", ["digits", "synthetic", "cifar10", "cifar100", "imagenet"])
 def test_every_dataset_config_passes_its_checks(dataset):
-    check_dataset(compose_config([f"dataset={dataset}"]).dataset)
+    cfg = compose_config([f"dataset={dataset}"])
+    check_values(cfg)
+    check_relations(cfg)
 
 
 def test_a_split_without_every_class_is_one_clear_error():

@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from src.engine.metrics import ScaleInvariantMonitor
-from src.engine.run import train
 from src.theory.equilibrium import (
     equilibrium_angle,
     equilibrium_angle_exact,
@@ -20,6 +19,7 @@ from src.theory.equilibrium import (
     steps_after_division,
 )
 from src.tracking.run_format import read_metrics
+from tests.helpers.runs import train
 
 
 @pytest.mark.parametrize("lr, wd", [(0.1, 1e-4), (0.1, 5e-3), (1.0, 1e-2)])

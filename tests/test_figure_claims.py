@@ -7,12 +7,11 @@ import math
 import pytest
 from omegaconf import OmegaConf
 
-from src.figures import claims, draw, load_jobs
+from src.figures import claims, draw, get_figure, load_jobs
 from src.figures.claims import band_null_fraction
-from src.figures.tables import CHECKS
 from src.optim.schedules import build_schedule
 from src.theory.explr import alpha_star, exp_lr
-from tests.test_figures import _config_yaml, write_job
+from tests.helpers.figures import config_yaml, write_job
 
 TRACKED = "si/stages.0.1.conv1.weight"
 
@@ -87,7 +86,7 @@ def schedule_grid(root, name, schedules, good: bool, every=5, milestones=True):
         for seed in (0, 1):
             overrides = [f"schedule={schedule}", f"seed={seed}", f"trainer.epochs={EPOCHS}",
                          *[f"schedule.milestones=[{MILESTONES[0]},{MILESTONES[1]}]"][:milestones]]
-            cfg = OmegaConf.create(_config_yaml(name, tuple(overrides)))
+            cfg = OmegaConf.create(config_yaml(name, tuple(overrides)))
             lrs = build_schedule(cfg.schedule, cfg.optimizer, SPE, SPE * EPOCHS).groups[
                 "scale_invariant"].lr
             records = [{"step": t, "epoch": t / SPE, "lr": float(lrs[t]) * (
@@ -269,7 +268,11 @@ def test_table_json_carries_the_numbers_of_table_md(tmp_path):
         if row["metric"] == "test/acc":
             assert row["paper"]["source"] == "read off the plot" and row["difference"] is None
             assert f"| {row['difference_text']} |" in table
-    assert [c["name"] for c in data["claims"]] == [c.name for c in CHECKS["fig_texp_vs_step"]]
+    checks = get_figure("fig_texp_vs_step").checks
+    assert [c["name"] for c in data["claims"]] == [c.name for c in checks]
+    # the thresholds as numbers beside the words: the figure's own, by name
+    assert [c["thresholds"] for c in data["claims"]] == [c.thresholds for c in checks]
+    assert data["claims"][0]["thresholds"] == {"relative_difference": 1e-8}
     assert "## Claims" in table
     for claim in data["claims"]:
         assert claim["holds"] is False and claim["why"]

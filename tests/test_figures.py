@@ -2,7 +2,6 @@
 with its figure and table; the figure code reads records only; the W&B report spec is written
 offline."""
 
-import functools
 import json
 import math
 import runpy
@@ -12,14 +11,15 @@ import pytest
 from omegaconf import OmegaConf
 from PIL import Image
 
-from src.figures import draw, load_jobs, series
+from src.config.resolvers import CONF, grid_folder_names
+from src.errors import UserError
+from src.figures import draw, get_figure, load_jobs, series
 from src.figures.__main__ import main as figures_main
-from src.figures.catalog import FIGURES
 from src.figures.claims import where
-from src.figures.tables import CHECKS
+from src.figures.registry import names
 from src.report import main as report_main
-from src.resolvers import compose_config, grid_folder_names
 from tests.conftest import EXPERIMENTS, TINY
+from tests.helpers.figures import write_job
 
 FIG_EXPERIMENTS = [e for e in EXPERIMENTS if e.startswith("fig_")]
 STEPS = ["trainer.max_steps=2", "trainer.log_every_n_steps=1"]
@@ -70,8 +70,30 @@ def test_a_figure_grid_refuses_to_sweep_other_keys(monkeypatch, tmp_path, capfd)
 
 def test_every_figure_grid_has_a_test():
     assert set(FIG_OVERRIDES) == set(FIG_EXPERIMENTS), "give each fig_* config its overrides"
-    assert set(FIG_EXPERIMENTS) == set(FIGURES), "each fig_* config needs a catalog entry"
-    assert set(CHECKS) <= set(FIGURES) and set(FIGURES) - set(CHECKS) == {"fig_instant_decay"}
+    unclaimed = {name for name in names() if not get_figure(name).checks}
+    assert unclaimed == {"fig_instant_decay"}, "a figure's module should state its claims"
+
+
+def test_the_registry_knows_exactly_the_figures_the_configs_name():
+    """conf/experiment/fig_*.yaml name their figure (`figure: <name>`); each has a module."""
+    named = {OmegaConf.load(path).figure for path in CONF.glob("experiment/fig_*.yaml")}
+    assert len(named) == len(FIG_EXPERIMENTS)
+    assert set(names()) == named
+
+
+def test_an_unknown_figure_is_one_line_listing_the_known_ones(tmp_path, capsys):
+    known = "known: " + ", ".join(sorted(names()))
+    with pytest.raises(UserError) as error:
+        get_figure("fig_nonexistent")
+    message = str(error.value)
+    assert "\n" not in message and "'fig_nonexistent'" in message and message.endswith(known)
+    grid = fake_grid(tmp_path)  # a grid whose jobs name a figure no module registers
+    for config in grid.glob("*/config.yaml"):
+        config.write_text(config.read_text().replace("figure: fig_texp_vs_step",
+                                                     "figure: fig_nonexistent"))
+    assert figures_main([str(grid)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {grid}: no figure named 'fig_nonexistent'; {known}\n"
 
 
 @pytest.mark.filterwarnings("ignore:'src.train' found in sys.modules")
@@ -86,7 +108,7 @@ def test_figure_grid_runs_and_draws(experiment, budget, monkeypatch, tmp_path):
         tiny = [*(o for o in TINY if not o.startswith("trainer.epochs=")), "hydra/launcher=basic"]
     sweep_dir = run_grid(experiment, [*overrides, f"budget={budget}"], monkeypatch, tmp_path,
                          tiny)
-    figure = FIGURES[experiment]
+    figure = get_figure(experiment)
     jobs = load_jobs(sweep_dir)
     assert jobs and all(job.status in ("completed", "diverged") for job in jobs)
     assert all(OmegaConf.select(job.config, "hydra") is None for job in jobs)
@@ -101,9 +123,10 @@ def test_figure_grid_runs_and_draws(experiment, budget, monkeypatch, tmp_path):
         assert f"| {key} |" in table
     # two steps decide few claims: each is measured or says why not, none crashes
     found = json.loads((sweep_dir / "table.json").read_text())["claims"]
-    assert [c["name"] for c in found] == [c.name for c in CHECKS.get(experiment, ())]
+    assert [c["name"] for c in found] == [c.name for c in figure.checks]
     for claim in found:
         assert claim["holds"] in (True, False, None)
+        assert all(isinstance(v, int | float) for v in claim["thresholds"].values())
         assert (claim["holds"] is True) == (claim["why"] == "")
         assert claim["holds"] is not None or claim["why"].startswith("n/a: ")
     if experiment == "fig_auto_rate":  # LR 1e6 without normalisation diverges: counted, no value
@@ -111,22 +134,6 @@ def test_figure_grid_runs_and_draws(experiment, budget, monkeypatch, tmp_path):
         rows = [line for line in table.splitlines()
                 if line.startswith("| no normalisation, optimizer.lr=1000000.0 | test/acc")]
         assert rows and f"| — | {seeds}/{seeds} |" in rows[0], rows
-
-
-@functools.cache
-def _config_yaml(name: str, overrides: tuple) -> str:
-    # The group is set here: outside a Hydra launch there are no overrides to name it by.
-    cfg = compose_config([f"+experiment={name}", f"logger.group={name}/paper", *overrides])
-    return OmegaConf.to_yaml(cfg, resolve=True)
-
-
-def write_job(folder, name: str, overrides, records, summary):
-    """A job folder written by hand: config.yaml, metrics.jsonl and summary.json."""
-    folder.mkdir(parents=True)
-    (folder / "config.yaml").write_text(_config_yaml(name, tuple(overrides)))
-    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    (folder / "summary.json").write_text(json.dumps(summary))
-    return folder
 
 
 def fake_grid(root, name="fig_texp_vs_step", overrides=(), jobs=None):

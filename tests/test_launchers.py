@@ -5,7 +5,7 @@ import json
 import subprocess
 import sys
 
-from src.resolvers import compose_config
+from src.config.resolvers import compose_config
 from tests.conftest import ROOT, tiny
 
 

@@ -8,8 +8,8 @@ import sys
 
 import torch
 
-from src.engine.run import train
 from tests.conftest import ROOT
+from tests.helpers.runs import train
 
 
 def test_metadata_is_written_and_mirrored_to_wandb(tiny_cfg, tmp_path, monkeypatch):

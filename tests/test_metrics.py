@@ -13,10 +13,10 @@ from src.engine.metrics import (
     angle_from_chord_sq,
     weight_metrics,
 )
-from src.engine.run import train
 from src.models import build_model
-from src.models.factory import NEGLIGIBLE_EPS, set_norm_eps
+from src.optim.groups import NEGLIGIBLE_EPS, set_norm_eps
 from src.tracking.run_format import read_metrics
+from tests.helpers.runs import train
 
 
 def sums(weights, grads):
@@ -172,6 +172,6 @@ def test_no_private_torch_api():
 
     calls = {m for path in (ROOT / "src").rglob("*.py")
              for m in re.findall(r"torch\._[a-z]\w*", path.read_text())}
-    # dynamo's graph counter (src/bench.py counts recompiles) has no public equivalent
+    # dynamo's graph counter (src/bench/speed.py counts recompiles) has no public equivalent
     assert {c for c in calls if not c.startswith("torch._foreach_")} == {"torch._dynamo"}
     assert "torch._foreach_norm" not in calls

@@ -6,8 +6,14 @@ import torch
 from omegaconf import OmegaConf
 
 import src.models  # noqa: F401  (registers the PreResNets)
-from src.models import build_model, split_parameters
-from src.models.factory import NEGLIGIBLE_EPS, norm_modules, scale_invariance_error, set_norm_eps
+from src.models import build_model
+from src.optim.groups import (
+    NEGLIGIBLE_EPS,
+    norm_modules,
+    scale_invariance_error,
+    set_norm_eps,
+    split_parameters,
+)
 
 
 def model_cfg(**kw):

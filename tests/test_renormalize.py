@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from src.engine.run import train
 from src.tracking.run_format import read_metrics
+from tests.helpers.runs import train
 
 SMALL = ["model=preresnet20", "dataset.num_train=64", "trainer.log_every_n_steps=1",
          "trainer.renormalize_every_n_steps=1"]
@@ -54,7 +54,7 @@ def test_projected_sgd_keeps_the_norm_of_every_invariant_set(tiny_cfg):
     import torch.nn.functional as F
 
     from src.engine.build import build
-    from src.models import split_parameters
+    from src.optim.groups import split_parameters
 
     ratios = {}
     for projected in (False, True):

@@ -13,13 +13,13 @@ import time
 import pytest
 import torch
 
+from src.config.resolvers import compose_config
 from src.data.loaders import TensorLoader
 from src.engine.preemption import Preempted
-from src.engine.run import train
 from src.engine.run_folder import RunFolder
 from src.errors import UserError
-from src.resolvers import compose_config
 from tests.conftest import ROOT, TINY, tiny
+from tests.helpers.runs import train
 
 # fp64 on digits: 3 updates an epoch (+ 1 evaluation record), 12 in all, a record per update.
 RUN = ["dataset=digits", "dataset.train_subset=96", "model=preresnet20", "trainer.precision=fp64",

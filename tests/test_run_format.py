@@ -4,10 +4,10 @@ that do not change a run's numbers, and every reader reads the same files."""
 import pytest
 from omegaconf import OmegaConf
 
-from src.engine.run import train
+from src.config.resolvers import compose_config
 from src.errors import UserError
-from src.resolvers import compose_config
 from src.tracking.run_format import ADDED_KEYS, FINAL, NOT_IDENTITY, job_folders, read_run
+from tests.helpers.runs import train
 
 
 def test_hydra_folder_names_exclude_the_identity_neutral_keys():

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from src.engine.run import train
 from src.theory.toy import gd_step, loss_gradient, quadrature, zero_one_error
+from tests.helpers.runs import train
 
 QUAD = quadrature(80)
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from src.engine.run import train
-from src.resolvers import compose_config
+from src.config.resolvers import compose_config
 from src.tracking.run_format import read_metrics
 from tests.conftest import EXPERIMENTS, ROOT, write_image_folder
+from tests.helpers.runs import train
 
 
 def test_experiments_exist():

@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from src.config import validate
-from src.resolvers import compose_config
+from src.config.prepare import prepare
+from src.config.resolvers import compose_config
 from src.verify import PAIRS, lockstep, verify
 
 # 64 synthetic 8x8 images, batch 32, three epochs: six updates in three LR phases.
@@ -51,7 +51,7 @@ def test_the_verifier_runs_the_training_step_with_its_speed_switches(switches):
     """The verifier trains with the step that trains every run: with channels_last the float64
     twins still agree to round-off; under bf16 autocast (8-bit mantissas) they part visibly."""
     cfg = compose_config([*TINY, *switches], config_name="verify")
-    validate(cfg)
+    prepare(cfg)
     reference, twin = PAIRS["texp_vs_step_decay"]
     worst, steps = lockstep(cfg, reference, {"corrected": {**twin, "momentum_correction": True}},
                             torch.device("cpu"))

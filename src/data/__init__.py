@@ -1,63 +1,17 @@
 """Datasets and loaders: build_data(cfg) -> Data(train, test, num_classes, input_shape)."""
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from torchvision import transforms
 
-from src.checks import is_integer, is_number
 from src.data import sources
 from src.data.loaders import ArrayImages, TensorLoader, TorchLoader
-from src.errors import UserError
 
 TENSOR_SOURCES = ("digits", "synthetic", "cifar10", "cifar100")
 DATASETS = TENSOR_SOURCES + ("imagenet",)
 CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100}  # fixed by the data
 CIFAR_TRAIN_IMAGES = 50_000
-
-
-def _int(low):
-    return (lambda v: is_integer(v) and v >= low), f"an integer >= {low}"
-
-
-def _stats(positive: bool):
-    def ok(v):
-        return (isinstance(v, Sequence) and len(v) == 3
-                and all(is_number(x) and (x > 0 or not positive) for x in v))
-    return ok, "a list of 3 numbers" + (" > 0" if positive else "")
-
-
-# Each key is checked where the dataset has it.
-DATASET_CHECKS = {
-    "image_size": _int(1),
-    "test_fraction": (lambda v: is_number(v) and 0 < v < 1, "a number in (0, 1)"),
-    "split_seed": _int(0),
-    "num_train": _int(1),
-    "num_test": _int(1),
-    "num_classes": _int(2),
-    "train_subset": (lambda v: v is None or _int(1)[0](v), "null (all) or an integer >= 1"),
-    "crop_padding": _int(0),
-    "flip": (lambda v: isinstance(v, bool), "true or false"),
-    "download": (lambda v: isinstance(v, bool), "true or false"),
-    "loader": (lambda v: v in ("device", "torch"), "device or torch"),
-    "num_workers": _int(0),
-    "mean": _stats(positive=False),
-    "std": _stats(positive=True),
-}
-
-
-def check_dataset(cfg) -> None:
-    """The `dataset` config's values: UserError naming the first bad key and what is allowed."""
-    for key, (ok, allowed) in DATASET_CHECKS.items():
-        if key in cfg and not ok(cfg[key]):
-            value = cfg[key]
-            value = list(value) if isinstance(value, Sequence) and not isinstance(
-                value, str) else value
-            raise UserError(f"dataset.{key}={value!r} is not allowed: use {allowed}")
-    if cfg.name in CLASSES and cfg.get("num_classes", CLASSES[cfg.name]) != CLASSES[cfg.name]:
-        raise UserError(f"dataset.num_classes={cfg.num_classes} is not allowed: {cfg.name} has "
-                        f"{CLASSES[cfg.name]} classes")
 
 
 @dataclass

@@ -13,6 +13,7 @@ import math
 import torch
 from torch.nn.utils import get_total_norm
 
+from src.theory.equilibrium import equilibrium_angle
 from src.theory.equivalence import Rescaling
 
 
@@ -206,3 +207,79 @@ class ScaleInvariantMonitor:
     @torch.no_grad()
     def end_epoch(self) -> dict:
         return self._angles(self.epoch_start, "angular_update_epoch")
+
+
+class Monitor:
+    """The metrics of the scale-invariant group after optimizer.step(), as a flat dict for any
+    logger: `record = monitor()` after each step (empty between logging steps).
+
+        monitor = Monitor(optimizer, scheduler, every=10, tracked=["layer1.0.conv1.weight"])
+
+    It hooks the optimizer's step: before it (the weights theta_t and their gradients) the
+    norms, effective LR, sphere gradients and paper B's stationarity measure, after it the
+    angle each set turned by. With a scheduler of this package it also reports the overflow
+    guard's scale and the predicted equilibrium angle, and counts updates by the scheduler's
+    last_epoch (else by its own count). tracked: tensors of the group with their own metrics
+    (`all`: every set's own, si/set/<name>/...)."""
+
+    def __init__(self, optimizer, scheduler=None, every: int = 1, tracked=()):
+        groups = {g.get("name"): g for g in optimizer.param_groups}
+        invariant = groups.get("scale_invariant")
+        if invariant is None:
+            raise ValueError("the optimizer has no `scale_invariant` group: make its groups with "
+                             "invariant_sets(model, example_input)")
+        names = invariant.get("param_names") or [str(i) for i in range(len(invariant["params"]))]
+        named = dict(zip(names, invariant["params"], strict=True))
+        per_set = tracked == "all"
+        tracked = [] if per_set else list(tracked)
+        unknown = [name for name in tracked if name not in named]
+        if unknown:
+            raise ValueError(f"{unknown} are not scale-invariant parameters of this model; some "
+                             f"that are: {list(named)[:4]}; or `all`")
+        rest = groups["rest"]["params"] if "rest" in groups else []
+        self.core = ScaleInvariantMonitor(named, tracked, invariant["sets"], rest, per_set)
+        self.scheduler, self.every = scheduler, every
+        self.momentum = invariant.get("momentum", 0.0)
+        self.steps, self.record = 0, {}
+        self.handles = [optimizer.register_step_pre_hook(self._before),
+                        optimizer.register_step_post_hook(self._after)]
+
+    def _update(self) -> int:
+        return self.scheduler.last_epoch if self.scheduler is not None else self.steps
+
+    def _before(self, optimizer, args, kwargs) -> None:
+        step = self._update()
+        if step % self.every:
+            return
+        scale = self.scheduler.scale if self.scheduler is not None else 1.0
+        # looked up each time: loading an optimizer state replaces the group dicts
+        group = next(g for g in optimizer.param_groups if g.get("name") == "scale_invariant")
+        record = self.core.before_step(group["lr"], scale)
+        if self.scheduler is not None:
+            record["si/renorm_scale"] = scale
+            intrinsic = self.scheduler.table.groups["scale_invariant"].intrinsic_lr
+            if intrinsic is not None and intrinsic[step] > 0:
+                record["si/angular_update_predicted"] = equilibrium_angle(
+                    float(intrinsic[step]), self.momentum)
+        self.record = record
+
+    def _after(self, optimizer, args, kwargs) -> None:
+        if self.core.before is not None:
+            self.record.update(self.core.after_step())
+        self.steps += 1
+
+    def __call__(self) -> dict:
+        """The metrics of the last update if it was a logging one, else {}."""
+        record, self.record = self.record, {}
+        return record
+
+    def start_epoch(self) -> None:
+        self.core.start_epoch()
+
+    def end_epoch(self) -> dict:
+        """The angle each set turned by since start_epoch()."""
+        return self.core.end_epoch()
+
+    def close(self) -> None:
+        for handle in self.handles:
+            handle.remove()

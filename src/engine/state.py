@@ -73,7 +73,7 @@ class TrainState:
             "model": s.model.state_dict(), "optimizer": s.optimizer.state_dict(),
             "totals": {k: all_gather(world, v) for k, v in self.totals.items()},  # a row a rank
             "guard": (s.guard.scale, s.guard.target),
-            "monitor": s.monitor.epoch_start if s.monitor else None,
+            "monitor": s.monitor.core.epoch_start if s.monitor else None,
             "summary": self.summary, "elapsed": self.elapsed, "rng": rng_state(),
             "wandb_id": self.wandb_id,
         }
@@ -85,9 +85,11 @@ class TrainState:
         s = train_step
         s.model.load_state_dict(checkpoint["model"])
         s.optimizer.load_state_dict(checkpoint["optimizer"])
-        s.guard.scale, s.guard.target = checkpoint["guard"]
+        scale, s.guard.target = checkpoint["guard"]
+        # the scheduler goes on at the checkpoint's update, with the guard's scale
+        s.scheduler.load_state_dict({"last_epoch": checkpoint["step"], "scale": scale})
         if s.monitor and checkpoint["monitor"] is not None:
-            s.monitor.epoch_start = checkpoint["monitor"].to(device)
+            s.monitor.core.epoch_start = checkpoint["monitor"].to(device)
         # Each rank carries on its own totals, so that the epoch's sums add up in the order an
         # unbroken run adds them (bit for bit); on another number of processes rank 0 takes
         # them all.

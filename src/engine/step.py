@@ -1,7 +1,8 @@
 """One training update, as training, the verifier (src/verify.py) and the benchmark
-(src/bench.py) all run it: schedule, forward under the precision settings, loss, backward,
-optimizer step (projected SGD projects in it), overflow guard, NaN tracking, and on logging
-steps the training record with the scale-invariance metrics."""
+(src/bench) all run it: forward under the precision settings, loss, backward, optimizer step
+(projected SGD projects in it), the scheduler's step, overflow guard, NaN tracking, and on
+logging steps the training record with the scale-invariance metrics. The scheduler, guard and
+monitor are the public objects of src/api.py: a loop of one's own uses the same ones."""
 
 import contextlib
 import math
@@ -11,13 +12,10 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from src.engine.distributed import World, all_max, all_sum
-from src.engine.metrics import ScaleInvariantMonitor, intrinsic_grad_sq
+from src.engine.metrics import Monitor, intrinsic_grad_sq
 from src.errors import UserError
-from src.optim.optimizer import group_sets
-from src.optim.renormalize import Renormalizer
-from src.theory.equilibrium import equilibrium_angle
-
-COMPILE_BACKENDS = ("inductor", "aot_eager", "eager", "cudagraphs")
+from src.optim.groups import group_sets
+from src.optim.renormalize import OverflowGuard
 
 
 class Diverged(RuntimeError):
@@ -56,23 +54,18 @@ def data_parallel(model, device, world: World):
                                    else None)
 
 
-def scale_invariant_monitor(model, optimizer, tracked) -> ScaleInvariantMonitor | None:
-    """tracked: trainer.track_params, names of scale-invariant tensors or `all` (every set's
-    own metrics)."""
-    names = {id(p): n for n, p in model.named_parameters()}
-    groups = {g["name"]: g for g in optimizer.param_groups}
-    invariant = groups.get("scale_invariant")
-    named = {names[id(p)]: p for p in invariant["params"]} if invariant else {}
-    per_set = tracked == "all"
-    tracked = [] if per_set else list(tracked)
-    unknown = [name for name in tracked if name not in named]
-    if unknown:
-        raise UserError(f"trainer.track_params: {unknown} are not scale-invariant parameters of "
-                        f"this model; some that are: {list(named)[:4]}; or `all`")
-    if not named:
+def invariant_monitor(optimizer, scheduler, cfg) -> Monitor | None:
+    """The group's Monitor, on the trainer's logging steps (none without the group).
+    cfg.track_params: names of scale-invariant tensors, or `all` (every set's own metrics)."""
+    if not any(g["name"] == "scale_invariant" for g in optimizer.param_groups):
+        if cfg.track_params and cfg.track_params != "all":
+            raise UserError(f"trainer.track_params: {list(cfg.track_params)} are not "
+                            f"scale-invariant parameters: this model has none")
         return None
-    rest = groups["rest"]["params"] if "rest" in groups else []
-    return ScaleInvariantMonitor(named, tracked, invariant["sets"], rest, per_set)
+    try:
+        return Monitor(optimizer, scheduler, cfg.log_every_n_steps, cfg.track_params)
+    except ValueError as e:
+        raise UserError(f"trainer.track_params: {e}") from None
 
 
 def epoch_totals(device) -> dict:
@@ -84,18 +77,18 @@ def epoch_totals(device) -> dict:
 class TrainStep:
     """`step(x, y, t, epoch, totals)` runs update t (0-based) on the batch (x, y) and returns
     its training record on logging steps (every cfg.log_every_n_steps), else None. cfg: the
-    `trainer` config. Nothing here waits for the device except logging steps and the guard's
-    check (every cfg.renormalize_every_n_steps)."""
+    `trainer` config; scheduler: the torch LRScheduler of src/optim/scheduler.py, at update t
+    (stepped after each optimizer step). Nothing here waits for the device except logging
+    steps and the guard's check (every cfg.renormalize_every_n_steps)."""
 
-    def __init__(self, model, optimizer, schedule, cfg, device, world: World | None = None):
-        self.model, self.optimizer, self.schedule, self.cfg = model, optimizer, schedule, cfg
+    def __init__(self, model, optimizer, scheduler, cfg, device, world: World | None = None):
+        self.model, self.optimizer, self.scheduler, self.cfg = model, optimizer, scheduler, cfg
         self.device, self.world = device, world or World()
         self.forward = compiled(data_parallel(model, device, self.world), cfg.compile,
                                 cfg.get("compile_mode") or "default")
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
-        self.guard = Renormalizer(model, optimizer, cfg.renormalize_above)
-        self.monitor = scale_invariant_monitor(model, optimizer, cfg.track_params)
-        self.momentum = optimizer.defaults["momentum"]
+        self.guard = OverflowGuard(model, optimizer, scheduler, cfg.renormalize_above)
+        self.monitor = invariant_monitor(optimizer, scheduler, cfg)
         # The LR logged is the scale-invariant group's (the rest's if there is none), as the
         # schedule gives it: records show the process without renormalisation.
         self.logged_name = next(g["name"] for g in optimizer.param_groups
@@ -106,7 +99,9 @@ class TrainStep:
 
     def __call__(self, x, y, step: int, epoch: float, totals: dict | None = None) -> dict | None:
         optimizer, cfg = self.optimizer, self.cfg
-        self.schedule.apply(optimizer, step, self.guard.scale)
+        if self.scheduler.last_epoch != step:
+            raise RuntimeError(f"the scheduler is at update {self.scheduler.last_epoch}, the "
+                               f"loop at {step}")
         if any(g["lr"] > self.largest for g in optimizer.param_groups):
             raise Diverged(f"the learning rate overflows {self.dtype} at step {step} "
                            f"(trainer.renormalize_above keeps it finite)", step)
@@ -120,20 +115,12 @@ class TrainStep:
             (self.first_nonfinite < 0) & ~loss.detach().isfinite(), step, self.first_nonfinite)
         record = None
         if step % cfg.log_every_n_steps == 0:
-            # looked up each time: loading an optimizer state replaces the group dicts
-            group = next(g for g in optimizer.param_groups if g["name"] == self.logged_name)
-            lr = float(self.schedule.groups[group["name"]].lr[step])
+            lr = self.scheduler.nominal_lr(self.logged_name)
             record = train_record(step, epoch, loss, logits, y, lr, self.world)
-            if self.monitor:
-                record.update(self.monitor.before_step(group["lr"], self.guard.scale))
-                record["si/renorm_scale"] = self.guard.scale
-                intrinsic = self.schedule.groups["scale_invariant"].intrinsic_lr
-                if intrinsic is not None and intrinsic[step] > 0:
-                    record["si/angular_update_predicted"] = equilibrium_angle(
-                        float(intrinsic[step]), self.momentum)
-        optimizer.step()
+        optimizer.step()  # the monitor's hooks measure the update on logging steps
+        self.scheduler.step()
         if record and self.monitor:
-            record.update(self.monitor.after_step())
+            record.update(self.monitor())
         if step % cfg.renormalize_every_n_steps == 0:
             self.guard.check()
         if totals is not None:
@@ -142,12 +129,17 @@ class TrainStep:
             totals["seen"] += len(y)
         return record
 
+    def close(self) -> None:
+        """Unhook the monitor from the optimizer (another TrainStep may take it over)."""
+        if self.monitor:
+            self.monitor.close()
+
     def full_gradient(self, x, y) -> dict:
         """Paper B's stationarity measure (full/intrinsic_grad_sq, ...) of the loss on (x, y) as
         one batch in train mode, at the current weights (e.g. the whole training set, where the
         updates see mini-batches). The parameters' gradients and BN's running statistics are
         left as they were."""
-        model, sets, rest = self.model, group_sets(self.optimizer), self.monitor.rest
+        model, sets, rest = self.model, group_sets(self.optimizer), self.monitor.core.rest
         buffers = [b.clone() for b in model.buffers()]
         with autocast(self.device, self.cfg.precision):
             logits = model(x)

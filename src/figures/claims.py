@@ -10,7 +10,7 @@ the reason ("n/a: ...").
 import math
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -21,7 +21,8 @@ from src.figures.jobs import Job, series
 class Claim:
     name: str
     statement: str
-    threshold: str
+    threshold: str       # for people
+    thresholds: dict     # the same as named numbers, for programs ({} when there is none)
     measured: dict
     holds: bool | None   # None: the records cannot decide it
     why: str = ""        # "n/a: ..." or what fell short; empty when it holds
@@ -41,14 +42,15 @@ class Check:
     threshold: str
     # finished jobs -> (measured numbers, what fell short: empty when the claim holds)
     measure: Callable[[list[Job]], tuple[dict, list[str]]]
+    thresholds: dict = field(default_factory=dict)  # the numbers `threshold` names
 
     def __call__(self, jobs: list[Job]) -> Claim:
+        claim = Claim(self.name, self.statement, self.threshold, self.thresholds, {}, None)
         try:
             measured, failures = self.measure(jobs)
         except NotEvaluable as e:
-            return Claim(self.name, self.statement, self.threshold, {}, None, f"n/a: {e}")
-        return Claim(self.name, self.statement, self.threshold, measured, not failures,
-                     "; ".join(failures))
+            return replace(claim, why=f"n/a: {e}")
+        return replace(claim, measured=measured, holds=not failures, why="; ".join(failures))
 
 
 # Helpers the checks share: selecting jobs, reading lengths and finals from the records.
@@ -106,6 +108,14 @@ def at_least_two(found: list, what: str) -> list:
     return found
 
 
+def by_lr(jobs: list[Job]) -> dict[float, list[Job]]:
+    """The jobs of each optimizer.lr, in increasing order of the LR."""
+    groups: dict[float, list[Job]] = {}
+    for job in sorted(jobs, key=lambda j: j.value("optimizer.lr")):
+        groups.setdefault(float(job.value("optimizer.lr")), []).append(job)
+    return groups
+
+
 def seed(job: Job) -> str:
     return f"seed {job.value('seed')}"
 
@@ -128,9 +138,10 @@ def band_null_fraction(n_a: int, n_b: int, draws: int = 200_000) -> float:
     return float(out.mean())
 
 
-def band_check(key: str, a: tuple[str, str], b: tuple[str, str]) -> Callable:
-    """Each curve's seed-mean of key lies in the other's min-max band over seeds at every
-    epoch both have; a and b are (schedule.name, label)."""
+def band_check(name: str, what: str, key: str, a: tuple[str, str], b: tuple[str, str],
+               aside: str = "") -> Check:
+    """The claim that each curve's seed-mean of key (`what` in words) lies in the other's
+    min-max band over seeds at every epoch both have; a and b are (schedule.name, label)."""
     def measure(jobs: list[Job]) -> tuple[dict, list[str]]:
         failures: list[str] = []
         sets = [completed(need(where(jobs, "schedule.name", name), f"schedule={name}"), label,
@@ -158,4 +169,6 @@ def band_check(key: str, a: tuple[str, str], b: tuple[str, str]) -> Callable:
                 "seeds": [len(s) for s in sets],
                 "fraction_outside": len(outside) / len(common),
                 "fraction_outside_if_same_distribution": null}, failures
-    return measure
+    return Check(name, f"each curve's seed-mean {what} lies inside the other's min-max band "
+                 f"over seeds at every epoch{aside}", "inside", measure,
+                 {"rounding": BAND_ROUNDING})

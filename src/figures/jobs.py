@@ -8,8 +8,6 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from src.errors import UserError
-from src.figures.catalog import FIGURES, Figure
 from src.tracking import run_format
 
 LAST_EPOCHS = 5  # <key>_last5: the mean of the last 5 epochs (paper B's training loss)
@@ -70,28 +68,6 @@ def load_jobs(sweep_dir: Path) -> list[Job]:
 def finished(jobs: list[Job]) -> list[Job]:
     """The jobs with a final status (run_format.FINAL): completed or diverged."""
     return [job for job in jobs if job.done]
-
-
-def figure_of(jobs: list[Job], sweep_dir: Path) -> tuple[str, Figure]:
-    names = {job.config.get("figure") for job in jobs}
-    if not jobs or names == {None}:
-        raise UserError(f"{sweep_dir} holds no job of a figure grid (folders with a "
-                        f"{run_format.CONFIG} from an experiment=fig_* run)")
-    if len(names) > 1:
-        raise UserError(f"{sweep_dir} mixes jobs of several figures: {sorted(map(str, names))}")
-    name = names.pop()
-    if name not in FIGURES:
-        raise UserError(f"{sweep_dir}: no figure named {name!r}; known: {', '.join(FIGURES)}")
-    return name, FIGURES[name]
-
-
-def curves(figure: Figure, jobs: list[Job]) -> dict[tuple, list[Job]]:
-    """The jobs of each (facet value, curve label, sweep value), in the grid's order."""
-    groups: dict[tuple, list[Job]] = {}
-    for job in jobs:
-        key = (job.value(figure.facet), figure.curve(job.config), job.value(figure.sweep))
-        groups.setdefault(key, []).append(job)
-    return groups
 
 
 def series(jobs: list[Job], x: str, key: str) -> tuple[list, list, list, list]:

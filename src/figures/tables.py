@@ -4,8 +4,10 @@ table.json (the same numbers, unrounded) for programs.
 table.json: {"figure", "title", "grid", "setting", "jobs": {status: count}, "note",
 "rows": [{"curve", "facet", "sweep", "metric", "mean", "sd", "n", "diverged", "jobs",
 "paper": null | {"low", "high", "source", "setting"}, "difference": number | null,
-"difference_text"}], "claims": [{"name", "statement", "threshold", "measured", "holds": true
-| false | null, "why"}]}. Non-finite numbers are written as strings ("nan", "inf").
+"difference_text"}], "claims": [{"name", "statement", "threshold", "thresholds", "measured",
+"holds": true | false | null, "why"}]}. "threshold" is the claim's bound in words,
+"thresholds" the numbers it names ({"growth": 1e10}; {} for a claim with none, such as one
+comparing two measured numbers). Non-finite numbers are written as strings ("nan", "inf").
 """
 
 import json
@@ -14,20 +16,16 @@ from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
-from src.figures.catalog import Figure, PaperNumber
 from src.figures.claims import Claim, seed_stats
-from src.figures.claims_a import CHECKS as CHECKS_A
-from src.figures.claims_bc import CHECKS as CHECKS_BC
-from src.figures.claims_rotation import CHECKS as CHECKS_ROTATION
+from src.figures.figure import Figure, PaperNumber
 from src.figures.jobs import Job, finished, setting
+from src.figures.registry import get_figure
 from src.tracking.run_format import FINAL, jsonable
-
-CHECKS = {**CHECKS_A, **CHECKS_BC, **CHECKS_ROTATION}
 
 
 def claims(name: str, jobs: list[Job]) -> list[Claim]:
-    """The figure's claims, measured on its finished jobs."""
-    return [check(finished(jobs)) for check in CHECKS.get(name, ())]
+    """The named figure's claims, measured on its finished jobs."""
+    return [check(finished(jobs)) for check in get_figure(name).checks]
 
 
 def _difference(paper: PaperNumber, mean: float, jobs: list[Job]) -> tuple[float | None, str]:

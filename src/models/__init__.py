@@ -1,7 +1,7 @@
-"""Models: CIFAR PreResNets and VGGs registered in timm, norm swapping, the scale-invariant
-layouts."""
+"""Models: CIFAR PreResNets and VGGs registered in timm, norm swapping, paper A's frozen
+layout. Which parameters are scale invariant is found in src/optim/groups.py."""
 
 from src.models import preresnet, vgg  # noqa: F401  (register preresnet20/..., vgg11_cifar/...)
-from src.models.factory import LAYOUTS, NORMS, PAPER_B, Split, build_model, split_parameters
+from src.models.factory import NORMS, build_model
 
-__all__ = ["LAYOUTS", "NORMS", "PAPER_B", "Split", "build_model", "split_parameters"]
+__all__ = ["NORMS", "build_model"]

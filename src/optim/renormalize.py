@@ -3,8 +3,12 @@
 ExpLR and TEXP grow the LR and the squared weight norm by 1e12 to 1e26 and more. For a
 scale-invariant loss paper A's equivalent scaling (theta, v, lr, wd) -> (c theta, v / c,
 c^2 lr, wd / c^2) commutes with every SGD step: applying it changes no network function, only
-the numbers that represent it. The guard applies it to the scale-invariant group
-whenever its norm exceeds a bound, bringing it back to its initial norm.
+the numbers that represent it. The guard applies it to the scale-invariant group whenever its
+norm exceeds a bound, bringing it back to its initial norm; the scheduler, which sets the LR
+and weight decay of every update, keeps the product of all c (`scheduler.scale`).
+
+    guard = OverflowGuard(model, optimizer, scheduler, above=1e12)
+    ... optimizer.step(); scheduler.step(); guard.check()
 """
 
 import torch
@@ -13,15 +17,19 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from src.theory.equivalence import Rescaling
 
 
-class Renormalizer:
-    def __init__(self, model, optimizer, above: float | None):
-        self.group = next((g for g in optimizer.param_groups if g["name"] == "scale_invariant"),
-                          None)
-        self.optimizer, self.above = optimizer, above
-        self.scale = 1.0  # the product of all c so far: actual weights = scale * nominal ones
+class OverflowGuard:
+    def __init__(self, model, optimizer, scheduler, above: float | None):
+        self.group = next((g for g in optimizer.param_groups
+                           if g.get("name") == "scale_invariant"), None)
+        self.optimizer, self.scheduler, self.above = optimizer, scheduler, above
         self.batch_norms = [m for m in model.modules() if isinstance(m, _BatchNorm)
                             and m.running_mean is not None]
         self.target = self.norm() if self.group else None
+
+    @property
+    def scale(self) -> float:
+        """The product of all c so far: actual weights = scale * those of the process."""
+        return self.scheduler.scale
 
     @torch.no_grad()
     def norm(self) -> float:
@@ -46,5 +54,5 @@ class Renormalizer:
             for m in self.batch_norms:
                 m.running_mean.mul_(r.weights)
                 m.running_var.mul_(r.weights**2)
-        self.scale *= r.c
+        self.scheduler.rescale(r.c)
         return True

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from src.theory.equivalence import Rescaling, exact_ratios, momenta, quasi_static_ratios, twin
+from src.theory.equivalence import exact_ratios, momenta, quasi_static_ratios, twin
 
 PLAIN = ("constant", "step", "cosine")
 SCHEDULES = PLAIN + ("exp", "texp", "equivalent", "instant_decay")
@@ -44,17 +44,13 @@ class GroupSchedule:
 
 @dataclass(frozen=True)
 class Schedule:
+    """A table of every update's settings for each parameter group, by group name: what
+    src/optim/scheduler.py's LRScheduler sets before each update."""
     groups: dict[str, GroupSchedule]
 
-    def apply(self, optimizer, step: int, scale: float = 1.0) -> None:
-        """Set each group's LR and weight decay for update `step`. The scale-invariant group's
-        weights may have been renormalised by `scale` (src/optim/renormalize.py): its LR is
-        then scale^2 times the schedule's and its weight decay 1/scale^2 times."""
-        for group in optimizer.param_groups:
-            rule = self.groups[group["name"]]
-            r = Rescaling(scale if group["name"] == "scale_invariant" else 1.0)
-            group["lr"] = float(rule.lr[step]) * r.lr
-            group["weight_decay"] = float(rule.weight_decay[step]) * r.weight_decay
+    @property
+    def total_steps(self) -> int:
+        return len(next(iter(self.groups.values())).lr)
 
 
 def step_decay_factor(step: int, milestones: list[int], factor: float) -> float:
@@ -67,42 +63,64 @@ def cosine_factor(step: int, total_steps: int, final_ratio: float = 0.0) -> floa
     return final_ratio + (1.0 - final_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def plain_factors(cfg, name: str, steps_per_epoch: int, total_steps: int) -> np.ndarray:
-    """The multiplier of the base LR at every step for constant, step and cosine."""
+def plain_factors(name: str, total_steps: int, milestones=(), factor: float = 0.1,
+                  final_ratio: float = 0.0) -> np.ndarray:
+    """The multiplier of the base LR at every update for constant, step (milestones in
+    updates) and cosine."""
     steps = range(total_steps)
     if name == "constant":
         return np.ones(total_steps)
     if name == "step":
-        milestones = [round(epoch * steps_per_epoch) for epoch in cfg.milestones]
-        return np.array([step_decay_factor(t, milestones, cfg.factor) for t in steps])
+        return np.array([step_decay_factor(t, list(milestones), factor) for t in steps])
     if name == "cosine":
-        return np.array([cosine_factor(t, total_steps, cfg.final_ratio) for t in steps])
+        return np.array([cosine_factor(t, total_steps, final_ratio) for t in steps])
     raise ValueError(f"schedule.base={name!r}: choose one of {', '.join(PLAIN)}")
 
 
-def build_schedule(cfg, opt, steps_per_epoch: int, total_steps: int) -> Schedule:
-    """cfg: the `schedule` config; opt: the `optimizer` config (base LRs, WD, momentum)."""
-    base = cfg.name if cfg.name in PLAIN else cfg.get("base") or BASE_OF[cfg.name]
-    factors = plain_factors(cfg, base, steps_per_epoch, total_steps)
-    rest = GroupSchedule(opt.rest_lr * factors, np.full(total_steps, opt.rest_weight_decay))
-    lrs, wds = opt.lr * factors, np.full(total_steps, float(opt.weight_decay))
-    if cfg.name in PLAIN:
-        return Schedule({"scale_invariant": GroupSchedule(lrs, wds, intrinsic_lr=lrs * wds),
-                         "rest": rest})
-
-    zeros = np.zeros(total_steps)
-    if cfg.name == "instant_decay":
+def schedule_table(name: str, groups: dict[str, tuple[float, float]], momentum: float,
+                   total_steps: int, *, base: str | None = None, milestones=(),
+                   factor: float = 0.1, final_ratio: float = 0.0,
+                   momentum_correction: bool = True) -> Schedule:
+    """Every update's LR and weight decay of each group. groups: name -> (base LR, weight
+    decay); the twins replace the weight decay of `scale_invariant` (the others follow the
+    base schedule with weight decay); milestones in updates; base: the plain schedule that
+    `equivalent` is the exact twin of."""
+    base = name if name in PLAIN else base or BASE_OF[name]
+    factors = plain_factors(base, total_steps, milestones, factor, final_ratio)
+    table = {group: GroupSchedule(lr * factors, np.full(total_steps, float(wd)))
+             for group, (lr, wd) in groups.items()}
+    if name in PLAIN or "scale_invariant" not in groups:
+        if "scale_invariant" in table:
+            si = table["scale_invariant"]
+            table["scale_invariant"] = GroupSchedule(si.lr, si.weight_decay,
+                                                     intrinsic_lr=si.lr * si.weight_decay)
+        return Schedule(table)
+    lr, wd = groups["scale_invariant"]
+    lrs, wds, zeros = lr * factors, np.full(total_steps, float(wd)), np.zeros(total_steps)
+    if name == "instant_decay":
         # ExpLR of the first phase, divided at the milestones; its exponent never changes.
-        first = np.full(total_steps, float(opt.lr))
-        lr_exp, _, _ = twin(first, wds, momenta(first, opt.momentum),
-                            quasi_static_ratios(first, wds, opt.momentum))
-        return Schedule({"scale_invariant": GroupSchedule(lr_exp * factors, zeros), "rest": rest})
-
-    m = momenta(lrs, opt.momentum)
-    exact = cfg.name == "equivalent" and cfg.momentum_correction
-    r = exact_ratios(lrs, wds, m) if exact else quasi_static_ratios(lrs, wds, opt.momentum)
+        first = np.full(total_steps, float(lr))
+        lr_exp, _, _ = twin(first, wds, momenta(first, momentum),
+                            quasi_static_ratios(first, wds, momentum))
+        table["scale_invariant"] = GroupSchedule(lr_exp * factors, zeros)
+        return Schedule(table)
+    m = momenta(lrs, momentum)
+    exact = name == "equivalent" and momentum_correction
+    r = exact_ratios(lrs, wds, m) if exact else quasi_static_ratios(lrs, wds, momentum)
     lr_twin, kappa, scale = twin(lrs, wds, m, r)
-    if exact or not cfg.momentum_correction:
+    if exact or not momentum_correction:
         kappa = zeros  # exact ratios make kappa zero up to rounding: no weight decay at all
-    return Schedule({"scale_invariant": GroupSchedule(lr_twin, kappa, scale, lrs * wds),
-                     "rest": rest})
+    table["scale_invariant"] = GroupSchedule(lr_twin, kappa, scale, lrs * wds)
+    return Schedule(table)
+
+
+def build_schedule(cfg, opt, steps_per_epoch: int, total_steps: int) -> Schedule:
+    """The table of a run's config. cfg: the `schedule` config (milestones in epochs); opt:
+    the `optimizer` config (base LRs, weight decays, momentum)."""
+    return schedule_table(
+        cfg.name, {"scale_invariant": (opt.lr, opt.weight_decay),
+                   "rest": (opt.rest_lr, opt.rest_weight_decay)},
+        opt.momentum, total_steps, base=cfg.get("base"),
+        milestones=[round(epoch * steps_per_epoch) for epoch in cfg.get("milestones", ())],
+        factor=cfg.get("factor", 0.1), final_ratio=cfg.get("final_ratio", 0.0),
+        momentum_correction=cfg.get("momentum_correction", True))

@@ -38,23 +38,8 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def backends() -> dict:
-    """The precision and backend settings the run's build applied (src/engine/build.py:
-    trainer.precision as chosen, tf32, deterministic, compile mode, what the device offers for
-    bf16), with torch's global flags as they are now."""
-    from src.engine.build import APPLIED
-
-    return {**APPLIED,
-            "torch_flags": {
-                "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
-                "cudnn_benchmark": torch.backends.cudnn.benchmark,
-                "cudnn_deterministic": torch.backends.cudnn.deterministic,
-                "cuda_matmul_fp32_precision": torch.backends.cuda.matmul.fp32_precision,
-                "cudnn_conv_fp32_precision": torch.backends.cudnn.conv.fp32_precision,
-                "cpu_capability": torch.backends.cpu.get_cpu_capability()}}
-
-
-def run_metadata() -> dict:
+def run_metadata(backends: dict | None = None) -> dict:
+    """backends: what the run computes with (src/engine/backends.py: backends_record)."""
     commit = _git("rev-parse", "HEAD")
     lockfile = ROOT / "uv.lock"
     cuda = torch.cuda.is_available()
@@ -74,5 +59,5 @@ def run_metadata() -> dict:
         "gpu_count": torch.cuda.device_count() if cuda else 0,
         "cpu": cpu_model(),
         "torch_threads": torch.get_num_threads(),
-        "backends": backends(),
+        "backends": backends,
     }

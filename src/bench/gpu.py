@@ -7,10 +7,10 @@ scripts/gpu_check.sh [same options]
 
 Parts, each passed, failed or skipped (with the reason), timed, in the order run:
 
-* bench: python -m src.bench (images/s in fp32 and in the fast mode, each switch's gain,
-  overhead ratio, loader ratio, compile time and recompiles);
-* verify: python -m src.verify in float64 on the device, trainer.deterministic=true: the
-  corrected twins within 1e-9 in weights and outputs, as on a CPU;
+* bench: the bench's measure (src/bench/speed.py: images/s in fp32 and in the fast mode,
+  each switch's gain, overhead ratio, loader ratio, compile time and recompiles);
+* verify: the verifier (src/verify.py) in float64 on the device, trainer.deterministic=true:
+  the corrected twins within 1e-9 in weights and outputs, as on a CPU;
 * fast_run: paper A's Figure 1 setting (+experiment=exp_lr) in the fast mode (trainer=fast)
   on CIFAR-shaped synthetic data for two epochs, with trainer.renormalize_above just above the
   initial norm: every record finite, the overflow guard triggered at least once;
@@ -37,7 +37,11 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+from src.bench.speed import measure, options
+from src.config.resolvers import compose_config
+from src.tracking.run_format import read_metrics, read_summary
+
+ROOT = Path(__file__).resolve().parents[2]
 TOLERANCE = 1e-9  # the corrected twins in float64 (a CPU gives 1e-15 to 1e-14)
 # CIFAR-shaped synthetic data (32x32, 10 classes; --image-size) under Figure 1's recipe, no W&B
 FIGURE_1 = ["+experiment=exp_lr", "dataset=synthetic", "logger=none"]
@@ -61,13 +65,7 @@ def python(*args: str, env: dict | None = None, timeout: float = 900) -> str:
     return done.stdout
 
 
-def records(run_dir: Path) -> list[dict]:
-    path = run_dir / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
-def summary(run_dir: Path) -> dict:
-    return json.loads((run_dir / "summary.json").read_text())
+records, summary = read_metrics, read_summary
 
 
 def all_finite(rows: list[dict]) -> bool:
@@ -81,22 +79,20 @@ BENCH_KEYS = ("fp32_images_per_s", "fast_images_per_s", "fast_speedup", "overhea
 
 
 def part_bench(args, work: Path) -> dict:
-    cmd = ["-m", "src.bench", "--json", f"--device={args.device}", "--compile-modes="]
-    if args.bench_steps:
-        cmd.append(f"--steps={args.bench_steps}")
-    if args.device == "cpu":
-        cmd += ["--rounds=1", "--images=1024"]
-    if args.no_compile:
-        cmd.append("--no-compile")
-    result = json.loads(python(*cmd).strip().splitlines()[-1])
+    cpu = {"rounds": 1, "images": 1024} if args.device == "cpu" else {}
+    result = measure(options(args.device, steps=args.bench_steps, compile_modes=[],
+                             no_compile=args.no_compile, **cpu), torch.device(args.device))
     return {key: result[key] for key in BENCH_KEYS}
 
 
 def part_verify(args, work: Path) -> dict:
+    from src.verify import verify
+
     run_dir = work / "verify"
-    python("-m", "src.verify", f"trainer.device={args.device}", "trainer.precision=fp64",
-           "trainer.deterministic=true", f"hydra.run.dir={run_dir}")
-    result = json.loads((run_dir / "equivalence.json").read_text())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    result = verify(compose_config([f"trainer.device={args.device}", "trainer.precision=fp64",
+                                    "trainer.deterministic=true"], config_name="verify"),
+                    run_dir)
     worst = {pair: twins["corrected"] for pair, twins in result["pairs"].items()}
     off = {pair: dev for pair, dev in worst.items()
            if max(dev["max_rel_param_dev"], dev["max_abs_output_dev"]) > TOLERANCE}
@@ -109,11 +105,11 @@ def part_verify(args, work: Path) -> dict:
 
 def initial_norm(overrides: list[str]) -> float:
     """The scale-invariant group's norm at initialisation (the overflow guard's target)."""
+    from src.config.prepare import prepare
     from src.engine.build import build
-    from src.resolvers import compose_config
 
-    cfg = compose_config([*overrides, "trainer.device=cpu", "trainer.precision=fp32",
-                          "trainer.compile=false", "dataset.num_train=128", "dataset.num_test=1"])
+    cfg = prepare(compose_config([*overrides, "trainer.device=cpu", "trainer.precision=fp32",
+                          "trainer.compile=false", "dataset.num_train=128", "dataset.num_test=1"]))
     _, _, optimizer, _ = build(cfg, torch.device("cpu"))
     group = next(g for g in optimizer.param_groups if g["name"] == "scale_invariant")
     return float(torch.nn.utils.get_total_norm(group["params"]))

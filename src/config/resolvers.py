@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.tracking.run_format import NOT_IDENTITY
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[2] / "conf"
 
 # Keys that name nothing a grid computes: left out of a figure grid's folder names.
 NOT_IN_FOLDER_NAMES = ("experiment", "name", *NOT_IDENTITY)

@@ -1,0 +1,52 @@
+"""The bench's numbers as the table `python -m src.bench` prints."""
+
+
+def _fit_and_loader(r: dict) -> list[str]:
+    return [
+        f"(a) training loop, fp32, {r['steps']} steps per run",
+        f"  bare PyTorch loop                {r['bare_ms_per_step']:10.1f} ms/step",
+        f"  fit (metrics every 10 steps)     {r['fit_ms_per_step']:10.1f} ms/step",
+        f"  overhead ratio                   {r['overhead_ratio']:10.3f}",
+        f"  fit, every set's own metrics     {r['fit_all_sets_ms_per_step']:10.1f} ms/step",
+        f"  overhead ratio, every set's      {r['overhead_ratio_all_sets']:10.3f}",
+        "",
+        f"(b) loader, {r['images']:,} images per pass, crop (padding 4) + flip",
+        f"  TensorLoader                     {r['tensor_loader_images_per_s']:10,.0f} images/s",
+        f"  torchvision, {r['workers']} workers            "
+        f"{r['torchvision_images_per_s']:10,.0f} images/s",
+        f"  loader speedup                   {r['loader_speedup']:10.2f}",
+    ]
+
+
+def _ladder(r: dict) -> list[str]:
+    lines = [
+        "(c) the fast mode one switch at a time; CIFAR-10 epoch (50,000 images) extrapolated",
+        f"  bf16: {r['bf16']['precision']} ({r['bf16']['why']}; --bf16 {r['bf16']['bf16_rung']})",
+    ]
+    for rung in r["switches"]:
+        gain = "" if rung["gain"] is None else f", x{rung['gain']:.2f} over the rung before"
+        label = "fp32 eager (the fit of (a))" if rung["rung"] == "fp32" else f"+ {rung['rung']}"
+        lines.append(f"  {label:<32} {rung['images_per_s']:10,.0f} images/s{gain}")
+        if "compile_s" in rung:
+            lines.append(f"  {'':<32} first step with compilation {rung['compile_s']:.1f} s, "
+                         f"{rung['graphs']} graphs")
+    lines.append(f"  fast mode: {r['fast_images_per_s']:,.0f} images/s, epoch "
+                 f"{r['fast_epoch_s']:.1f} s (fp32 eager: epoch {r['fp32_epoch_s']:.1f} s), "
+                 f"speedup {r['fast_speedup']:.2f}")
+    if r["recompiles"] is not None:
+        lines.append(f"  recompiles after the first step {r['recompiles']}")
+    return lines
+
+
+def table(r: dict) -> str:
+    head = [f"{r['device_name']} ({r['device']}, {r['threads']} threads), torch {r['torch']}, "
+            f"{r['date']}",
+            f"PreResNet32, batch {r['batch_size']}, synthetic 3x32x32 images; each contender "
+            f"the mean of {r['rounds']} runs after warm-up", ""]
+    resolution = [
+        "(d) one update of fit, fp32, by image size (the embedded digits are 8x8)",
+        f"  3x32x32                          {r['fit_ms_per_step']:10.1f} ms/step",
+        f"  3x8x8                            {r['fit_8px_ms_per_step']:10.1f} ms/step",
+        f"  resolution speedup               {r['resolution_speedup']:10.2f}",
+    ]
+    return "\n".join([*head, *_fit_and_loader(r), "", *_ladder(r), "", *resolution])
