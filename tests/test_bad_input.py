@@ -138,6 +138,10 @@ CASES = [
     ("task=finetune", "task='finetune' is not allowed: use one of train, toy_wd_bn"),
     # files: datasets, checkpoints, folders
     ("dataset=cifar10 dataset.download=false dataset.root={tmp}/nowhere" + FRESH, "{tmp}/nowhere"),
+    # first contact without CIFAR-10: the message offers the miniature on the embedded digits
+    ("dataset=cifar10 dataset.download=false dataset.root={tmp}/empty" + FRESH,
+     "or run the same experiment in miniature on the embedded digits: add dataset=digits "
+     "budget=mini"),
     ("dataset=cifar10 dataset.download=false dataset.root={cifar}" + FRESH,
      "not found or corrupted"),
     ("dataset=imagenet dataset.root={tmp}/nowhere" + FRESH, "no train/ folder"),

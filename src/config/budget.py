@@ -41,9 +41,13 @@ def apply_budget(cfg: DictConfig) -> None:
 def _map(cfg, budget, paper) -> None:
     k, per_epoch = budget.k, budget.steps_per_epoch
     opt = cfg.optimizer
-    bound = largest_factor(opt.lr, paper.weight_decay, opt.momentum)
-    condition = alpha_condition(opt.lr, paper.weight_decay, opt.momentum)
-    if k > bound:
+    if opt.get("name", "sgd") != "sgd":  # AdamW's and Lion's decay 1 - lr wd must stay > 0
+        if opt.lr * k * paper.weight_decay >= 1:
+            raise UserError(f"budget.k={k}: optimizer.lr x budget.k x optimizer.weight_decay = "
+                            f"{opt.lr * k * paper.weight_decay:.6g} must be below 1")
+    elif k > largest_factor(opt.lr, paper.weight_decay, opt.momentum):
+        bound = largest_factor(opt.lr, paper.weight_decay, opt.momentum)
+        condition = alpha_condition(opt.lr, paper.weight_decay, opt.momentum)
         raise UserError(
             f"budget.k={k}: optimizer.lr x budget.k x optimizer.weight_decay = {opt.lr} x {k} x "
             f"{paper.weight_decay} = {opt.lr * k * paper.weight_decay:.6g} must be at most "

@@ -23,6 +23,7 @@ from src.engine.run import TASKS
 from src.errors import UserError
 from src.models import NORMS
 from src.optim.groups import LAYOUTS
+from src.optim.optimizer import OPTIMIZERS
 from src.optim.schedules import BASE_OF, PLAIN, SCHEDULES
 from src.theory.explr import NoRealAlpha, alpha_star
 from src.tracking.wandb_sink import LOGGER_KINDS, WANDB_MODES
@@ -133,6 +134,10 @@ CHECKS: dict[str, Check | None] = {
     "model.kwargs.drop_rate": number(0, 1, high_open=True),
     "model.kwargs.*": ANY,  # timm.create_model refuses what the model does not take
     # optimizer
+    "optimizer.name": one_of(tuple(OPTIMIZERS)),
+    "optimizer.betas": (lambda v: numbers_of(2)[0](v) and all(0 <= b < 1 for b in v),
+                        "a list of 2 numbers in [0, 1)"),
+    "optimizer.eps": number(0),
     "optimizer.lr": number(0, low_open=True),
     "optimizer.weight_decay": number(0),
     "optimizer.rest_lr": number(0),
@@ -200,6 +205,9 @@ CHECKS: dict[str, Check | None] = {
     "toy.log_every": integer(1),
     # python -m src.verify (conf/verify.yaml)
     "verify.milestones": (increasing, "increasing epochs > 0"),
+    "verify.optimizers": (lambda v: isinstance(v, Sequence) and len(v) > 0
+                          and all(o in OPTIMIZERS for o in v),
+                          "a list of optimizers: " + ", ".join(OPTIMIZERS)),
     "verify.probe_size": integer(1),
 }
 
@@ -261,8 +269,16 @@ def check_relations(cfg: DictConfig) -> None:
         if (base in needed or (key == "base" and schedule.name == "equivalent")) and (
                 key not in schedule):
             raise UserError(f"schedule={schedule.name} needs schedule.{key}")
-    if schedule.name in BASE_OF:  # the exponential schedules: they need a real alpha
-        opt = cfg.optimizer
+    opt = cfg.optimizer
+    if opt.name != "sgd" and (schedule.name == "instant_decay" or opt.get("projected")):
+        what = "schedule=instant_decay" if schedule.name == "instant_decay" else "projected"
+        raise UserError(f"{what} is SGD's (paper A's ablation, paper B's projection): use "
+                        f"optimizer=sgd, not optimizer={opt.name}")
+    if opt.name != "sgd" and schedule.name not in PLAIN and opt.lr * opt.weight_decay >= 1:
+        raise UserError(f"schedule={schedule.name} with optimizer={opt.name}: optimizer.lr x "
+                        f"optimizer.weight_decay = {opt.lr * opt.weight_decay:.6g} must be below "
+                        f"1 for the twin to exist")
+    if schedule.name in BASE_OF and opt.name == "sgd":  # SGD's exponential LR needs a real alpha
         try:
             alpha_star(opt.lr, opt.weight_decay, opt.momentum)
         except NoRealAlpha as e:

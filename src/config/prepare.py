@@ -22,11 +22,29 @@ def prepare(cfg: DictConfig) -> DictConfig:
     """cfg prepared in place (and returned): checked, mapped, device and precision resolved.
     Raises UserError, naming the key, for the first value that is not allowed."""
     check_values(cfg)
+    _warn_unused(cfg)
     apply_budget(cfg)
     check_relations(cfg)
     if "trainer" in cfg and cfg.get("task", "train") == "train":
         _resolve_hardware(cfg.trainer)
     return cfg
+
+
+# the optimizer keys only some optimizers read (src/optim/optimizer.py)
+OWN_KEYS = {"momentum": ("sgd",), "projected": ("sgd",), "betas": ("adamw", "lion"),
+            "eps": ("adamw",)}
+
+
+def _warn_unused(cfg: DictConfig) -> None:
+    """An experiment's SGD recipe run with optimizer=adamw keeps its momentum key, unused:
+    say so, once, rather than refuse the experiment."""
+    opt = cfg.get("optimizer")
+    if opt is None:
+        return
+    unused = [k for k, kinds in OWN_KEYS.items() if k in opt and opt.name not in kinds]
+    if unused:
+        log.warning("optimizer=%s does not use %s", opt.name,
+                    ", ".join(f"optimizer.{k}={opt[k]}" for k in unused))
 
 
 def _resolve_hardware(trainer: DictConfig) -> None:

@@ -68,12 +68,14 @@ def cifar(name: str, root: str, download: bool) -> tuple[Split, Split]:
             raise UserError(
                 f"dataset.root={root}: {name} not found or corrupted there ({e}); put the "
                 f"python-version archive's folder {cls.base_folder}/ under it, or set "
-                f"dataset.download=true on a machine with a network"
+                f"dataset.download=true on a machine with a network; or run the same "
+                f"experiment in miniature on the embedded digits: add dataset=digits budget=mini"
             ) from None
         except OSError as e:  # the download itself failed
             raise UserError(
                 f"dataset.root={root}: {name} is not there and downloading it failed ({e}); "
-                f"copy {cls.base_folder}/ there by hand"
+                f"copy {cls.base_folder}/ there by hand, or run the same experiment in "
+                f"miniature on the embedded digits: add dataset=digits budget=mini"
             ) from None
         images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # NHWC -> NCHW
         splits.append((images, torch.tensor(ds.targets, dtype=torch.int64)))

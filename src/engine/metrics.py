@@ -13,7 +13,7 @@ import math
 import torch
 from torch.nn.utils import get_total_norm
 
-from src.theory.equilibrium import equilibrium_angle
+from src.theory.equilibrium import predicted_angle
 from src.theory.equivalence import Rescaling
 
 
@@ -239,7 +239,6 @@ class Monitor:
         rest = groups["rest"]["params"] if "rest" in groups else []
         self.core = ScaleInvariantMonitor(named, tracked, invariant["sets"], rest, per_set)
         self.scheduler, self.every = scheduler, every
-        self.momentum = invariant.get("momentum", 0.0)
         self.steps, self.record = 0, {}
         self.handles = [optimizer.register_step_pre_hook(self._before),
                         optimizer.register_step_post_hook(self._after)]
@@ -257,10 +256,12 @@ class Monitor:
         record = self.core.before_step(group["lr"], scale)
         if self.scheduler is not None:
             record["si/renorm_scale"] = scale
-            intrinsic = self.scheduler.table.groups["scale_invariant"].intrinsic_lr
-            if intrinsic is not None and intrinsic[step] > 0:
-                record["si/angular_update_predicted"] = equilibrium_angle(
-                    float(intrinsic[step]), self.momentum)
+            table = self.scheduler.table
+            intrinsic = table.groups["scale_invariant"].intrinsic_lr
+            if intrinsic is not None and step < len(intrinsic) and intrinsic[step] > 0:
+                record["si/angular_update_predicted"] = predicted_angle(
+                    table.spec.kind, float(intrinsic[step]), 1.0, table.spec.momentum_or_betas,
+                    refined=True)
         self.record = record
 
     def _after(self, optimizer, args, kwargs) -> None:

@@ -1,4 +1,5 @@
-"""torch SGD over two parameter groups: the scale-invariant weights and the rest."""
+"""The optimizer over two parameter groups, the scale-invariant weights and the rest: torch's
+SGD (or paper B's projected SGD), torch's AdamW or timm's Lion (optimizer.name)."""
 
 import torch
 from torch.nn.utils import get_total_norm
@@ -31,10 +32,27 @@ class ProjectedSGD(torch.optim.SGD):
             torch._foreach_mul_(tensors, norm / get_total_norm(tensors))  # on the device: no sync
 
 
-def build_optimizer(model, cfg, *, input_shape, scale_invariant) -> torch.optim.SGD:
-    """SGD over the groups `scale_invariant` and `rest` (src/optim/groups.py); scale_invariant:
-    model.scale_invariant. The group lists its invariant sets as `sets` (indices into its
-    params): the projection, paper B's stationarity measure and the per-set metrics use them."""
+# optimizer.name -> what builds it from the groups and the `optimizer` config
+OPTIMIZERS = {
+    "sgd": lambda groups, cfg: (ProjectedSGD if cfg.get("projected") else torch.optim.SGD)(
+        groups, lr=cfg.lr, momentum=cfg.momentum),
+    "adamw": lambda groups, cfg: torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas),
+                                                   eps=cfg.eps),
+    "lion": lambda groups, cfg: _lion()(groups, lr=cfg.lr, betas=tuple(cfg.betas)),
+}
+
+
+def _lion():
+    from timm.optim import Lion
+
+    return Lion
+
+
+def build_optimizer(model, cfg, *, input_shape, scale_invariant) -> torch.optim.Optimizer:
+    """The optimizer (OPTIMIZERS[cfg.name]) over the groups `scale_invariant` and `rest`
+    (src/optim/groups.py); scale_invariant: model.scale_invariant. The group lists its
+    invariant sets as `sets` (indices into its params): the projection, paper B's
+    stationarity measure and the per-set metrics use them."""
     split = split_parameters(model, input_shape, scale_invariant)
     si, rest = split.invariant, split.rest
     if scale_invariant is True and (rest or not si):
@@ -52,9 +70,7 @@ def build_optimizer(model, cfg, *, input_shape, scale_invariant) -> torch.optim.
         lr, wd = ((cfg.lr, cfg.weight_decay) if group["name"] == "scale_invariant"
                   else (cfg.rest_lr, cfg.rest_weight_decay))
         group.update(lr=lr, weight_decay=wd)
-    if not cfg.projected:
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
-    if not si:
+    if cfg.get("projected") and not si:
         raise UserError("optimizer.projected=true needs scale-invariant weights to project: "
                         "this model has none (model.scale_invariant=true makes them)")
-    return ProjectedSGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+    return OPTIMIZERS[cfg.get("name", "sgd")](groups, cfg)

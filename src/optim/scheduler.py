@@ -10,16 +10,30 @@ when the scheduler is made, as torch's schedulers read `initial_lr`.
 
 The overflow guard (src/optim/renormalize.py) may hold the scale-invariant weights at `scale`
 times those of the process: their LR is then scale^2 times the table's and their weight decay
-1/scale^2 times (paper A's scaling lemma), which `rescale` applies.
+1/scale^2 times under SGD (paper A's scaling lemma), scale and 1/scale (and eps 1/scale) under
+AdamW and Lion (src/theory/adaptive.py), which `rescale` applies.
+
+With torch's AdamW or timm's Lion, ExpLR, TEXP and TwinLR are their exact twins: the
+scheduler sets each update's betas (and AdamW's eps) too.
 """
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from src.optim.schedules import Schedule, schedule_table
-from src.theory.equivalence import Rescaling
+from src.optim.schedules import OptimizerSpec, Schedule, schedule_table
+from src.theory.adaptive import state_scaling
 
 SCALE_INVARIANT = "scale_invariant"
+# the optimizers whose twins the package derives, by class: torch's SGD and AdamW, timm's Lion
+KINDS = {"SGD": "sgd", "ProjectedSGD": "sgd", "AdamW": "adamw", "Lion": "lion"}
+
+
+def optimizer_kind(optimizer: Optimizer) -> str:
+    kind = KINDS.get(type(optimizer).__name__)
+    if kind is None:
+        raise ValueError(f"{type(optimizer).__name__}: the schedules are derived for "
+                         f"torch.optim.SGD, torch.optim.AdamW and timm.optim.Lion")
+    return kind
 
 
 def _named(optimizer: Optimizer) -> dict[str, dict]:
@@ -30,53 +44,68 @@ def _named(optimizer: Optimizer) -> dict[str, dict]:
     return {group["name"]: group for group in optimizer.param_groups}
 
 
-def base_values(optimizer: Optimizer) -> tuple[dict[str, tuple[float, float]], float]:
-    """name -> (LR, weight decay) of each group as the optimizer was made, and the momentum
-    of SGD (of its scale-invariant group, else its first)."""
+def base_values(optimizer: Optimizer) -> tuple[dict[str, tuple[float, float]], OptimizerSpec]:
+    """name -> (LR, weight decay) of each group as the optimizer was made, and the optimizer's
+    spec (kind; momentum, or betas and eps, of its scale-invariant group, else its first)."""
     groups = _named(optimizer)
     values = {name: (g.get("initial_lr", g["lr"]), g.get("initial_weight_decay",
                                                         g["weight_decay"]))
               for name, g in groups.items()}
     first = groups.get(SCALE_INVARIANT, optimizer.param_groups[0])
-    if "momentum" not in first:
-        raise ValueError(f"{type(optimizer).__name__}: the twins are derived for SGD with "
-                         f"momentum (torch.optim.SGD)")
-    return values, first["momentum"]
+    kind = optimizer_kind(optimizer)
+    if kind == "sgd":
+        if first.get("nesterov") or first.get("dampening"):
+            raise ValueError("the twins are derived for SGD's heavy-ball momentum: nesterov=False "
+                             "and dampening=0 (timm's opt='sgd' is Nesterov: use 'momentum')")
+        return values, OptimizerSpec(kind, momentum=first["momentum"])
+    return values, OptimizerSpec(kind, betas=tuple(first.get("initial_betas", first["betas"])),
+                                 eps=first.get("initial_eps", first.get("eps", 0.0)))
 
 
 class TableLR(LRScheduler):
     """Sets each group's LR and weight decay of update `last_epoch` from a Schedule table."""
 
     def __init__(self, optimizer: Optimizer, table: Schedule, last_epoch: int = -1):
-        self.table, self.scale = table, 1.0
+        self.table, self.scale, self.kind = table, 1.0, optimizer_kind(optimizer)
         missing = set(_named(optimizer)) - set(table.groups)
         if missing:
             raise ValueError(f"the schedule has no row for the groups {sorted(missing)}")
-        for group in optimizer.param_groups:
-            group.setdefault("initial_weight_decay", group["weight_decay"])
+        for group in optimizer.param_groups:  # the base values, as torch keeps initial_lr
+            for key in ("weight_decay", "betas", "eps"):
+                if key in group:
+                    group.setdefault(f"initial_{key}", group[key])
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
         return [self._value(group, "lr") for group in self.optimizer.param_groups]
 
-    def _value(self, group: dict, key: str) -> float:
+    def _value(self, group: dict, key: str):
+        """The group's `key` (lr, weight_decay, betas or eps) at update last_epoch, None
+        where the table leaves it alone."""
         t = min(self.last_epoch, self.table.total_steps - 1)  # after the last update: kept
         rule = self.table.groups[group["name"]]
-        r = Rescaling(self.scale if group["name"] == SCALE_INVARIANT else 1.0)
-        if key == "lr":
-            return float(rule.lr[t]) * r.lr
-        return float(rule.weight_decay[t]) * r.weight_decay
+        if key == "betas":
+            return None if rule.betas is None else tuple(float(b) for b in rule.betas[t])
+        values = getattr(rule, key)
+        if values is None:
+            return None
+        c = self.scale if group["name"] == SCALE_INVARIANT else 1.0
+        return float(values[t]) * state_scaling(self.kind, c).group[key]
 
     def step(self, epoch=None) -> None:
         if self.last_epoch + 1 > self.table.total_steps:
             raise ValueError(f"the schedule was made for {self.table.total_steps} updates; "
                              f"this would be update {self.last_epoch + 1}")
         super().step(epoch)
-        self._apply_weight_decay()
+        self._apply_others()
 
-    def _apply_weight_decay(self) -> None:
+    def _apply_others(self) -> None:
+        """Everything but the LR, which torch's step sets."""
         for group in self.optimizer.param_groups:
-            group["weight_decay"] = self._value(group, "weight_decay")
+            for key in ("weight_decay", "betas", "eps"):
+                value = self._value(group, key)
+                if value is not None:
+                    group[key] = value
 
     def rescale(self, c: float) -> None:
         """The scale-invariant weights were multiplied by c (the overflow guard): the current
@@ -87,7 +116,7 @@ class TableLR(LRScheduler):
     def _apply(self) -> None:
         for group in self.optimizer.param_groups:
             group["lr"] = self._value(group, "lr")
-        self._apply_weight_decay()
+        self._apply_others()
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
     def nominal_lr(self, name: str = SCALE_INVARIANT) -> float:
@@ -113,8 +142,8 @@ def scheduler(optimizer: Optimizer, name: str, total_steps: int, *, base: str | 
     """Any schedule by name (src/optim/schedules.py: constant, step, cosine, exp, texp,
     equivalent, instant_decay) over total_steps updates, milestones in updates, from the
     optimizer's own LRs, weight decays and momentum."""
-    groups, momentum = base_values(optimizer)
-    table = schedule_table(name, groups, momentum, total_steps, base=base,
+    groups, spec = base_values(optimizer)
+    table = schedule_table(name, groups, spec, total_steps, base=base,
                            milestones=milestones, factor=factor, final_ratio=final_ratio,
                            momentum_correction=momentum_correction)
     return TableLR(optimizer, table, last_epoch)
@@ -127,9 +156,9 @@ class ExpLR(TableLR):
 
     def __init__(self, optimizer, total_steps: int, momentum_correction: bool = True,
                  last_epoch: int = -1):
-        groups, momentum = base_values(optimizer)
+        groups, spec = base_values(optimizer)
         super().__init__(optimizer, schedule_table(
-            "exp", groups, momentum, total_steps, momentum_correction=momentum_correction),
+            "exp", groups, spec, total_steps, momentum_correction=momentum_correction),
             last_epoch)
 
 
@@ -138,9 +167,9 @@ class TEXP(TableLR):
 
     def __init__(self, optimizer, total_steps: int, milestones, factor: float = 0.1,
                  momentum_correction: bool = True, last_epoch: int = -1):
-        groups, momentum = base_values(optimizer)
+        groups, spec = base_values(optimizer)
         super().__init__(optimizer, schedule_table(
-            "texp", groups, momentum, total_steps, milestones=milestones, factor=factor,
+            "texp", groups, spec, total_steps, milestones=milestones, factor=factor,
             momentum_correction=momentum_correction), last_epoch)
 
 
@@ -150,9 +179,9 @@ class TwinLR(TableLR):
 
     def __init__(self, optimizer, total_steps: int, base: str = "cosine", milestones=(),
                  factor: float = 0.1, final_ratio: float = 0.0, last_epoch: int = -1):
-        groups, momentum = base_values(optimizer)
+        groups, spec = base_values(optimizer)
         super().__init__(optimizer, schedule_table(
-            "equivalent", groups, momentum, total_steps, base=base, milestones=milestones,
+            "equivalent", groups, spec, total_steps, base=base, milestones=milestones,
             factor=factor, final_ratio=final_ratio), last_epoch)
 
 
@@ -162,7 +191,7 @@ class InstantDecay(TableLR):
 
     def __init__(self, optimizer, total_steps: int, milestones, factor: float = 0.1,
                  last_epoch: int = -1):
-        groups, momentum = base_values(optimizer)
+        groups, spec = base_values(optimizer)
         super().__init__(optimizer, schedule_table(
-            "instant_decay", groups, momentum, total_steps, milestones=milestones,
+            "instant_decay", groups, spec, total_steps, milestones=milestones,
             factor=factor), last_epoch)

@@ -60,6 +60,13 @@ def relaxation_steps(intrinsic_lr: float, momentum: float) -> float:
     return (1.0 - momentum) / (4.0 * intrinsic_lr)
 
 
+def relaxation_steps_decoupled(intrinsic_lr: float) -> float:
+    """1 / (2 eta lambda): updates for a deviation of ||w||^2 from equilibrium to shrink e-fold
+    under AdamW or Lion, whose updates do not scale with ||w||: ||w||^2 <- a^2 ||w||^2 + const,
+    a = 1 - eta lambda."""
+    return 1.0 / (2.0 * intrinsic_lr)
+
+
 def steps_after_division(k: float, intrinsic_lr: float, momentum: float) -> float:
     """log(k) (1-gamma) / (4 eta' lambda): the fewest updates to the new equilibrium after the
     LR is divided by k, eta' lambda the new intrinsic LR."""

@@ -6,8 +6,8 @@ from src.figures.claims import (
     Check,
     NotEvaluable,
     at_least_two,
-    band_check,
     completed,
+    distribution_check,
     need,
     points,
     seed,
@@ -106,8 +106,9 @@ def fig_texp_vs_step() -> Figure:
                   "alpha_I^-2 per update for the run's own LR, WD, momentum and milestones",
                   f"relative difference <= {LR_REL_TOL:g}", growth_measure,
                   {"relative_difference": LR_REL_TOL}),
-            band_check("test_acc_within_band", "test accuracy", "test/acc",
-                       ("step", "Step Decay"), ("texp", "TEXP")),
+            distribution_check("test_acc_in_distribution", "test accuracy", "test/acc",
+                               ("schedule.name", "Step Decay", "step"),
+                               ("schedule.name", "TEXP", "texp")),
             Check("angle_drops_at_milestones", "the per-epoch angle between w_t and w_t+1 drops "
                   "at each milestone, for both schedules (the seed-mean of the last whole epoch "
                   "before it against the first after it)", "after < before",
