@@ -24,8 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.config.prepare import prepare
 from src.config.resolvers import CONF  # and the config's resolvers, before Hydra composes
-from src.engine.build import build
-from src.engine.step import TrainStep, autocast
+from src.engine.lockstep import lockstep as engine_lockstep
 from src.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -45,36 +44,21 @@ def with_schedule(cfg: DictConfig, schedule: dict) -> DictConfig:
     return prepare(cfg)
 
 
-def lockstep(cfg: DictConfig, reference: dict, twins: dict[str, dict], device) -> dict:
-    runs = {}
-    for name, schedule in {"reference": reference, **twins}.items():
-        run_cfg = with_schedule(cfg, schedule)
-        data, model, optimizer, scheduler = build(run_cfg, device)
-        runs[name] = TrainStep(model.train(), optimizer, scheduler, run_cfg.trainer, device)
-    probe = next(data.test.epoch(0))[0][: cfg.verify.probe_size]
+def lockstep(cfg: DictConfig, reference: dict, twins: dict[str, dict], device
+             ) -> tuple[dict, int]:
+    """The worst deviation of each twin over the run (src/engine/lockstep.py), and the number
+    of updates."""
+    configs = {name: with_schedule(cfg, schedule)
+               for name, schedule in {"reference": reference, **twins}.items()}
     worst = {name: {"max_rel_param_dev": 0.0, "max_abs_output_dev": 0.0} for name in twins}
-    step = 0
-    for epoch in range(cfg.trainer.epochs):
-        for i, (x, y) in enumerate(data.train.epoch(epoch)):
-            outputs, weights = {}, {}
-            for name, train_step in runs.items():
-                train_step(x, y, step, epoch + i / len(data.train))
-                si = train_step.guard.group["params"]
-                # the weights of the process, not of their renormalised representation
-                weights[name] = torch.cat([p.detach().flatten() for p in si]
-                                          ) / train_step.guard.scale
-                with torch.no_grad(), autocast(device, cfg.trainer.precision):
-                    outputs[name] = train_step.model(probe).double()
-            for name in twins:
-                twin = runs[name].scheduler.table.groups["scale_invariant"]
-                scaled = twin.scale[step] * weights["reference"]
-                param_dev = ((weights[name] - scaled).norm() / scaled.norm()).item()
-                output_dev = (outputs[name] - outputs["reference"]).abs().max().item()
-                record = worst[name]
-                record["max_rel_param_dev"] = max(record["max_rel_param_dev"], param_dev)
-                record["max_abs_output_dev"] = max(record["max_abs_output_dev"], output_dev)
-            step += 1
-    return worst, step
+
+    def keep_worst(step: int, epoch: float, found: dict) -> None:
+        for name, row in found.items():
+            record = worst[name]
+            record["max_rel_param_dev"] = max(record["max_rel_param_dev"], row["weights"])
+            record["max_abs_output_dev"] = max(record["max_abs_output_dev"], row["outputs"])
+    steps = engine_lockstep(configs, device, cfg.verify.probe_size, keep_worst)
+    return worst, steps
 
 
 def with_optimizer(cfg: DictConfig, name: str) -> DictConfig:

@@ -43,6 +43,8 @@ FIG_OVERRIDES = {
     "fig_rotational_equilibrium": [*STEPS, "rotation=base,explr,step", "model=preresnet20"],
     "fig_rotation_optimizers": [*STEPS, "rotation=adamw,lion_explr", "model=preresnet20"],
     "fig_adamw_twin": [*STEPS, "seed=0", "twin=exact,naive", "model=preresnet20"],
+    "fig_twin_divergence": [*STEPS, "schedule=exp", "trainer.precision=fp64,fp32",
+                            "model=preresnet20"],
 }
 # budget=mini composes and runs the same jobs: fewer of them are enough to show it.
 MINI_FEWER_JOBS = {"seed=0,1": "seed=0", "model.norm=bn,gn": "model.norm=gn"}

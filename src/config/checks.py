@@ -286,6 +286,9 @@ def check_relations(cfg: DictConfig) -> None:
                 f"schedule={schedule.name} with optimizer.lr={opt.lr}, optimizer.weight_decay="
                 f"{opt.weight_decay}, optimizer.momentum={opt.momentum}: {e}"
             ) from None
+    if cfg.get("task") == "twin_gap" and schedule.name not in ("exp", "texp", "equivalent"):
+        raise UserError(f"task=twin_gap trains a twin beside its source: schedule={schedule.name} "
+                        f"is no twin (use exp, texp or equivalent)")
     trainer = cfg.trainer
     if trainer.sync_batchnorm and not torch.cuda.is_available():
         raise UserError("trainer.sync_batchnorm=true needs CUDA devices: PyTorch's SyncBatchNorm "

@@ -25,7 +25,7 @@ def prepare(cfg: DictConfig) -> DictConfig:
     _warn_unused(cfg)
     apply_budget(cfg)
     check_relations(cfg)
-    if "trainer" in cfg and cfg.get("task", "train") == "train":
+    if "trainer" in cfg and cfg.get("task", "train") != "toy_wd_bn":
         _resolve_hardware(cfg.trainer)
     return cfg
 

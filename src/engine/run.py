@@ -12,19 +12,22 @@ from src.engine import distributed
 from src.engine.backends import backends_record
 from src.engine.build import build
 from src.engine.distributed import World
+from src.engine.lockstep import run_twin_gap
 from src.engine.loop import Loop
 from src.engine.preemption import Preempted
 from src.engine.run_folder import RunFolder, Start, load_checkpoint
 from src.engine.step import TrainStep
 from src.engine.toy import run_toy
+from src.errors import UserError
 from src.tracking.metadata import run_metadata
 from src.tracking.records import NullRecorder, Recorder, kept_records
 from src.tracking.run_format import CHECKPOINTS, CONFIG, METADATA, RESUMES
 from src.tracking.wandb_sink import start_wandb
 
 log = logging.getLogger(__name__)
-# cfg.task: a network's training, or paper A's toy example (src/engine/toy.py)
-TASKS = ("train", "toy_wd_bn")
+# cfg.task: a network's training, paper A's toy example (src/engine/toy.py), or a twin
+# schedule and its source in lockstep (src/engine/lockstep.py)
+TASKS = ("train", "toy_wd_bn", "twin_gap")
 
 
 def train(cfg: DictConfig, run_dir: Path) -> dict:
@@ -78,9 +81,14 @@ def _train(cfg, folder: RunFolder, world: World, device_name: str) -> dict:
 def _runner(cfg, folder: RunFolder, world: World, device_name: str, state: dict | None):
     """What runs: run(recorder, wandb_id) -> summary, built for the task; and the backends
     record of metadata.json (None for the toy)."""
-    if cfg.task != "train":
+    if cfg.task == "toy_wd_bn":
         return (lambda recorder, wandb_id: run_toy(cfg.toy, recorder)), None
     device = torch.device(device_name)
+    if cfg.task == "twin_gap":
+        if world.distributed:
+            raise UserError("task=twin_gap runs in one process: launch it without torchrun")
+        return ((lambda recorder, wandb_id: run_twin_gap(cfg, device, recorder)),
+                backends_record(cfg.trainer, device))
     data, model, optimizer, scheduler = build(cfg, device, world)
     log.info("%s on %s (%s%s): %d train / %d test images, %d steps per epoch, run folder %s",
              cfg.model.name, cfg.dataset.name, device,
