@@ -24,6 +24,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from src.bench.table import write_section
+
 ROOT = Path(__file__).resolve().parents[1]
 MAIN = "exp_lr"
 MINI = ("dataset=digits", "budget=mini")
@@ -143,21 +145,6 @@ def section(results: list[Result], where: str) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, text: str) -> None:
-    """Replace the Gallery section (up to the next `## ` heading), or put it after the title
-    and its introduction when there is none."""
-    old = path.read_text().splitlines() if path.is_file() else ["# Benchmark results", ""]
-    start = next((i for i, line in enumerate(old) if line.strip() == HEADING), None)
-    if start is None:
-        start = end = next((i for i, line in enumerate(old) if line.startswith("## ")),
-                           len(old))
-    else:
-        end = next((i for i in range(start + 1, len(old)) if old[i].startswith("## ")),
-                   len(old))
-    new = old[:start] + text.rstrip("\n").splitlines() + [""] + old[end:]
-    path.write_text("\n".join(new).rstrip("\n") + "\n")
-
-
 def main(argv=None) -> int:
     args = parse(argv)
     if args.dry_run:
@@ -169,7 +156,7 @@ def main(argv=None) -> int:
              if r.name != MAIN and (r.folder / "table.json").is_file()]
     docs = subprocess.run([sys.executable, "-m", "src.figures", "--docs", str(args.docs),
                            *grids], cwd=ROOT).returncode
-    write_section(args.results, section(results, machine()))
+    write_section(args.results, HEADING, section(results, machine()))
     print(f"gallery: {duration(sum(r.seconds for r in results))} in all; docs exit status {docs}; "
           f"{args.results} updated")
     return 1 if docs or any(r.exit_status for r in results) else 0

@@ -198,12 +198,12 @@ def test_gallery_section_holds_times_claims_and_machine(tmp_path):
 def test_gallery_section_replaces_its_own_and_nothing_else(tmp_path):
     results = tmp_path / "RESULTS.md"
     results.write_text("# Benchmark results\n\nIntro.\n\n## Other\n\nkept\n")
-    gallery.write_section(results, "## Gallery\n\nfirst\n")
+    gallery.write_section(results, "## Gallery", "## Gallery\n\nfirst\n")
     assert results.read_text() == ("# Benchmark results\n\nIntro.\n\n## Gallery\n\nfirst\n\n"
                                    "## Other\n\nkept\n")
-    gallery.write_section(results, "## Gallery\n\nsecond\n")
+    gallery.write_section(results, "## Gallery", "## Gallery\n\nsecond\n")
     assert results.read_text() == ("# Benchmark results\n\nIntro.\n\n## Gallery\n\nsecond\n\n"
                                    "## Other\n\nkept\n")
     fresh = tmp_path / "new.md"
-    gallery.write_section(fresh, "## Gallery\n\nonly\n")
+    gallery.write_section(fresh, "## Gallery", "## Gallery\n\nonly\n")
     assert fresh.read_text() == "# Benchmark results\n\n## Gallery\n\nonly\n"

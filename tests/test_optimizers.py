@@ -101,3 +101,28 @@ def test_an_sgd_recipe_run_with_adamw_says_what_it_does_not_use(tiny_cfg, caplog
         prepare(tiny_cfg("+experiment=fig_auto_rate", "optimizer=adamw",
                          "auto_rate=no_norm"))
     assert "optimizer=adamw does not use optimizer.momentum=0.0" in caplog.text
+
+
+# What only SGD has, refused in one line: paper A's ablation of ExpLR; paper C's experiment,
+# whose LR division ends at SGD's LR 0.1 (a factor above 1 from AdamW's LR).
+SGD_ONLY = {"fig_instant_decay": "is SGD's", "fig_equilibrium": "schedule.factor="}
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "lion"])
+def test_every_experiment_prepares_with_adamw_and_lion(optimizer):
+    """Every experiment composes, maps and passes the checks with the other optimizers but
+    for what only SGD has (SGD_ONLY), which is refused in one line."""
+    from src.config.resolvers import compose_config
+    from tests.conftest import EXPERIMENTS
+
+    for experiment in EXPERIMENTS:
+        for budget in ("paper", "mini"):
+            cfg = compose_config([f"+experiment={experiment}", f"optimizer={optimizer}",
+                                  "dataset=digits", f"budget={budget}", "logger=none"])
+            if experiment in SGD_ONLY:
+                with pytest.raises(UserError, match=SGD_ONLY[experiment]):
+                    prepare(cfg)
+                continue
+            prepare(cfg)
+            assert cfg.task != "train" or cfg.optimizer.name == optimizer or (
+                experiment.startswith(("fig_rotation_optimizers", "fig_adamw_twin")))

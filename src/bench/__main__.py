@@ -10,11 +10,12 @@ number is); --json ends stdout with one line of JSON holding every number.
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import torch
 
 from src.bench.speed import BATCH, measure, options
-from src.bench.table import table
+from src.bench.table import results_section, table, write_section
 from src.engine.backends import COMPILE_MODES
 
 
@@ -40,6 +41,8 @@ def parse(argv: list[str]):
                         "besides the default (cuda: max-autotune,reduce-overhead; cpu: none)")
     parser.add_argument("--bf16", choices=("auto", "on", "off"),
                         help="the bf16 rung: where native (auto), always, never")
+    parser.add_argument("--results", type=Path, help="also write the table as the `Bench` "
+                        "section of this markdown file (e.g. benchmarks/RESULTS.md)")
     parser.add_argument("--suite", choices=("gpu",), help="run the GPU acceptance check "
                         "(src/bench/gpu.py; --suite gpu --help) instead")
     args = parser.parse_args(argv)
@@ -55,6 +58,7 @@ def parse(argv: list[str]):
                      compile_modes=modes, bf16=args.bf16)
     if min(chosen.steps, chosen.rounds, chosen.images, chosen.batch) < 1 or chosen.workers < 0:
         parser.error("--steps, --rounds, --images and --batch must be >= 1, --workers >= 0")
+    chosen.results = args.results
     return args.json, chosen
 
 
@@ -69,6 +73,9 @@ def main(argv: list[str]) -> None:
     as_json, args = parse(argv)
     result = measure(args, torch.device(args.device))
     print(table(result))
+    if args.results:
+        write_section(args.results, "## Bench",
+                      results_section(result, "python -m src.bench " + " ".join(argv)))
     if as_json:
         print(json.dumps(result))
 

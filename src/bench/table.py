@@ -1,4 +1,7 @@
-"""The bench's numbers as the table `python -m src.bench` prints."""
+"""The bench's numbers as the table `python -m src.bench` prints, and the section of
+benchmarks/RESULTS.md that a measuring command writes (--results)."""
+
+from pathlib import Path
 
 
 def _fit_and_loader(r: dict) -> list[str]:
@@ -50,3 +53,25 @@ def table(r: dict) -> str:
         f"  resolution speedup               {r['resolution_speedup']:10.2f}",
     ]
     return "\n".join([*head, *_fit_and_loader(r), "", *_ladder(r), "", *resolution])
+
+
+def write_section(path: Path, heading: str, text: str) -> None:
+    """Replace the section `heading` (up to the next `## ` heading) of a markdown file, or put
+    it before the file's first section when there is none."""
+    old = path.read_text().splitlines() if path.is_file() else ["# Benchmark results", ""]
+    start = next((i for i, line in enumerate(old) if line.strip() == heading), None)
+    if start is None:
+        start = end = next((i for i, line in enumerate(old) if line.startswith("## ")),
+                           len(old))
+    else:
+        end = next((i for i in range(start + 1, len(old)) if old[i].startswith("## ")),
+                   len(old))
+    new = old[:start] + text.rstrip("\n").splitlines() + [""] + old[end:]
+    path.write_text("\n".join(new).rstrip("\n") + "\n")
+
+
+def results_section(r: dict, command: str) -> str:
+    """The bench's section of RESULTS.md: the command, the machine and its table."""
+    return "\n".join(["## Bench", "", f"`{command}` (written by it: run it again to replace "
+                      f"this section). {r['device_name']}, {r['cpu_count']} cores, torch "
+                      f"{r['torch']}, {r['date']}.", "", "```", table(r), "```", ""])
