@@ -46,6 +46,13 @@ def test_bench_json():
     assert result["compile_s"] is None and result["recompiles"] is None
     assert result["device"] == "cpu" and result["device_name"] and result["torch"]
     assert result["date"] and result["workers"] >= 0
+    mini = result["mini"]  # the miniature's update: batch 32 at 8x8 and 16x16, no compile here
+    assert mini["batch_size"] == 32 and set(mini["ms_per_update"]) == {"8", "16"}
+    assert all(ms > 0 for ms in mini["ms_per_update"].values())
+    assert math.isclose(mini["cost_16px_over_8px"], mini["ms_per_update"]["16"]
+                        / mini["ms_per_update"]["8"], rel_tol=1e-12)
+    assert mini["compiled_8px_ms_per_update"] is None and mini["compile_speedup_8px"] is None
+    assert "(e) the miniature's update (budget=mini): batch 32, fp32" in done.stdout
 
 
 @pytest.mark.parametrize("args", [["--compile-modes", "fastest"], ["--batch", "0"]])

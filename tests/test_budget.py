@@ -127,9 +127,13 @@ def test_step_and_texp_milestones(experiment):
 
 
 def test_fig_auto_rate_has_no_weight_decay_to_map():
+    """SGD runs 400 of the paper's epochs (conf/auto_rate/sgd.yaml), 4x the other curves."""
     cfg = mini("+experiment=fig_auto_rate", "dataset=digits")
     assert cfg.optimizer.weight_decay == 0.0
-    check_mapped(cfg, 0.0, 100, [], 1437)
+    check_mapped(cfg, 0.0, 400, [], 1437)
+    for other in ("projected", "no_norm"):
+        check_mapped(mini("+experiment=fig_auto_rate", f"auto_rate={other}", "dataset=digits"),
+                     0.0, 100, [], 1437)
 
 
 def test_cifar10_mini_is_a_short_cifar_run():

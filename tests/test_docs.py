@@ -184,15 +184,38 @@ def test_gallery_section_holds_times_claims_and_machine(tmp_path):
     (grid / "table.json").write_text(json.dumps({"claims": [
         {"name": "a", "holds": True}, {"name": "b", "holds": False},
         {"name": "c", "holds": None}]}))
-    results = [gallery.Result("exp_lr", tmp_path / "exp_lr", 52.4, 0),
-               gallery.Result("fig_x", grid, 150.0, 1, gallery.claims_of(grid))]
     where = gallery.machine()
-    assert re.search(r", \d+ cores, torch \S+, \d{4}-\d\d-\d\d \d\d:\d\d UTC$", where)
-    text = gallery.section(results, where)
+    assert re.search(r", \d+ cores, torch \S+$", where)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", gallery.now())
+    results = [gallery.Result("exp_lr", tmp_path / "exp_lr", 52.4, 0, machine=where, date="d1"),
+               gallery.Result("fig_x", grid, 150.0, 1, gallery.claims_of(grid), where, "d2")]
+    text = gallery.section(results)
     assert text.startswith("## Gallery\n") and f"Machine: {where}." in text
-    assert "| exp_lr (the main job) | 52 s | 0 | — | — | — |" in text
-    assert "| fig_x | 2.5 min | 1 | `a` | `b` | `c` |" in text
+    assert "| exp_lr (the main job) | 52 s | 0 | — | — | — | d1 |" in text
+    assert "| fig_x | 2.5 min | 1 | `a` | `b` | `c` | d2 |" in text
     assert "| **total** | **3.4 min** |" in text
+
+
+def test_gallery_only_replaces_its_rows_and_keeps_the_others(tmp_path):
+    """A run with --only rewrites its own rows; the rows of the runs it did not repeat come
+    back from the section's comment, with their own dates and machines numbered."""
+    results = tmp_path / "RESULTS.md"
+    first = [gallery.Result("exp_lr", tmp_path / "e", 50.0, 0, machine="cpu A", date="d1"),
+             gallery.Result("fig_toy", tmp_path / "t", 80.0, 0,
+                            {True: ["x"], False: [], None: []}, "cpu A", "d1")]
+    gallery.write_section(results, gallery.HEADING, gallery.section(first))
+    earlier = gallery.earlier_rows(results)
+    assert earlier == first  # read back whole: the folder, the claims by verdict
+    again = gallery.Result("fig_toy", tmp_path / "t2", 70.0, 0,
+                           {True: [], False: ["x"], None: []}, "cpu B", "d2")
+    rows = gallery.merged(earlier, [again], ["exp_lr", "fig_toy"])
+    gallery.write_section(results, gallery.HEADING, gallery.section(rows))
+    text = results.read_text()
+    assert "Machines: (1) cpu A; (2) cpu B." in text
+    assert "| exp_lr (the main job) | 50 s | 0 | — | — | — | d1 (1) |" in text
+    assert "| fig_toy | 70 s | 0 | — | `x` | — | d2 (2) |" in text
+    assert "| **total** | **2.0 min** |" in text and text.count("<!-- gallery rows:") == 1
+    assert gallery.earlier_rows(tmp_path / "absent.md") == []
 
 
 def test_gallery_section_replaces_its_own_and_nothing_else(tmp_path):

@@ -279,23 +279,54 @@ def test_norms_claim(tmp_path, good):
     assert good or claim.why == "ln, Step Decay: 0.85; ln, TEXP: 0.85"
 
 
+def sgd_losses(lr: float, good: bool) -> list[float]:
+    """SGD's training loss over 20 epochs at each LR: 0.2 at LR 0.1, 0.3 at 10; at LR 100 the
+    windows that close its quarter, half and whole (epochs 1-5, 6-10, 16-20) at 0.8, 0.5 and
+    0.35: 4x, 2.5x and 1.75x the best, ratio - 1 = 3 / length exactly, the fit's exponent -1,
+    reaching 2x at 3x the length; not good: 3x the best throughout, a gap that never closes."""
+    if lr != 100:
+        return [0.2 if lr == 0.1 else 0.3] * 20
+    if not good:
+        return [0.6] * 20
+    return [0.8] * 5 + [0.5] * 5 + [9.0] * 5 + [0.35] * 5
+
+
 @pytest.mark.parametrize("good", [True, False])
 def test_auto_rate_claims(tmp_path, good):
-    losses = {"sgd": {0.1: 0.5, 10: 0.6, 100: 0.9 if good else 1.2},
-              "no_norm": {0.1: 0.4, 10: None, 100: None}}
+    losses = {"sgd": {lr: sgd_losses(lr, good) for lr in (0.1, 10, 100)},
+              "no_norm": {0.1: [0.4] * 5, 10: None, 100: None}}
     if not good:
-        losses["sgd"][10], losses["no_norm"][10] = None, 2.3
+        losses["sgd"][10], losses["no_norm"][10] = None, [2.3] * 5
     for setting, by_lr in losses.items():
-        for lr, loss in by_lr.items():
+        for lr, curve in by_lr.items():
             records = [epoch_record(10 * (e + 1), e + 1, **{"train/epoch_loss": loss})
-                       for e in range(5)] if loss else []
+                       for e, loss in enumerate(curve or [])]
             write_job(tmp_path / f"{setting}{lr}", "fig_auto_rate",
                       [f"auto_rate={setting}", f"optimizer.lr={lr}", "seed=0"], records,
-                      done() if loss else {"status": "diverged"})
+                      done(steps=10 * len(curve)) if curve else {"status": "diverged"})
     assert holds(tmp_path, "fig_auto_rate") == dict.fromkeys(
         ("sgd_never_diverges", "sgd_loss_flat_in_lr", "no_norm_diverges"), good)
-    flat = measured(tmp_path, "fig_auto_rate")["sgd_loss_flat_in_lr"].measured
-    assert flat["ratio"] == pytest.approx((0.9 if good else 1.2) / 0.5, rel=1e-15)
+    flat = measured(tmp_path, "fig_auto_rate")["sgd_loss_flat_in_lr"]
+    if good:
+        assert flat.measured["ratios"] == pytest.approx([4.0, 2.5, 1.75], rel=1e-12)
+        assert flat.measured["fitted_exponent"] == pytest.approx(-1.0, rel=1e-12)
+        assert flat.measured["length_for_threshold"] == pytest.approx(3.0, rel=1e-12)
+        assert flat.measured["lengths"] == [1.0, 2.0, 4.0]
+        assert flat.measured["updates_at_1x"] == 50 and flat.measured["best_lrs"] == [0.1] * 3
+    else:
+        assert flat.measured["ratios"] == pytest.approx([3.0] * 3, rel=1e-12)
+        assert flat.measured["length_for_threshold"] is None
+        assert "3x its best at 4x the length" in flat.why and "does not close" in flat.why
+
+
+def test_auto_rate_loss_gap_fit_reads_closing_and_widening_gaps():
+    """length_for: a closing gap reaches the threshold where the fit says; one that widens or
+    has closed below 1x gives no length."""
+    from src.figures.gallery.auto_rate import length_for
+    slope, at = length_for([1, 2, 4], [1 + 8, 1 + 4, 1 + 2])  # ratio - 1 = 8 / length
+    assert slope == pytest.approx(-1.0, rel=1e-12) and at == pytest.approx(8.0, rel=1e-12)
+    assert length_for([1, 2, 4], [2.8, 3.0, 3.2])[1] is None  # widening
+    assert length_for([1, 2, 4], [1.0, 0.9, 0.95]) == (pytest.approx(math.nan, nan_ok=True), None)
 
 
 def rate_records(method: str, slope: float, c: float, loss: float) -> list[dict]:

@@ -27,6 +27,9 @@ threads, the device synchronised, the mean of --rounds runs):
 * resolution_speedup: ms/step of fit on 3x32x32 images (the run of overhead_ratio) over
   ms/step on 3x8x8 images, the embedded digits' own size (the PreResNets' stages then run at
   8, 4 and 2 pixels instead of 32, 16 and 8).
+* mini: the miniature's update (budget=mini's batch of 32, fp32, 8x more updates a timed run):
+  ms/update at 8x8 and 16x16 (a figure that needs spatial extent pays cost_16px_over_8px), and
+  at 8x8 with torch.compile alone (compile_speedup_8px; not with --no-compile).
 
 Timings depend on what else the machine runs: compare numbers from one run, not across runs.
 """

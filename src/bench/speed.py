@@ -25,6 +25,9 @@ BATCH = 128  # --batch's default
 CIFAR_EPOCH = 50_000
 CHANNELS_LAST = "trainer.channels_last=true"
 GPU_COMPILE_MODES = ("max-autotune", "reduce-overhead")
+# The miniature's update (budget=mini): its batch, the digits' 8x8 and twice that, and more
+# updates per timed run than the CIFAR-sized contenders (an update is ~10x cheaper).
+MINI_BATCH, MINI_SIZES, MINI_STEPS = 32, (8, 16), 8
 
 
 def options(device: str, **given) -> Namespace:
@@ -69,6 +72,29 @@ class FitRun:
             recorder.finish(summary)
         if summary["status"] != "completed" or summary["steps"] != steps:
             raise RuntimeError(f"the timed run did not complete {steps} steps: {summary}")
+
+
+class Repeat:
+    """A contender run `times` as many updates as the others in each timed run."""
+
+    def __init__(self, run, times: int):
+        self.run, self.times = run, times
+
+    def __call__(self, steps: int) -> None:
+        self.run(steps * self.times)
+
+
+def miniature(args, device: torch.device) -> dict:
+    """The miniature's update at each image size, fp32 eager, and at 8x8 compiled (fp32, no
+    channels_last: compile alone) unless --no-compile."""
+    def run(*overrides):
+        cfg = training_config(device, args.steps * MINI_STEPS, MINI_BATCH, *overrides)
+        return Repeat(FitRun(cfg, device), MINI_STEPS)
+
+    runs = {f"mini_{size}px": run(f"dataset.image_size={size}") for size in MINI_SIZES}
+    if not args.no_compile:
+        runs["compile_mini_8px"] = run("dataset.image_size=8", "trainer.compile=true")
+    return runs
 
 
 class BareRun:
@@ -146,7 +172,7 @@ def contenders(args, device: torch.device, rungs) -> dict:
     runs["fit_all_sets"] = FitRun(config("trainer.track_params=all"), device)
     runs["tensor_loader"], runs["torchvision"] = loaders(args.images, args.batch, device,
                                                          args.workers)
-    return runs
+    return runs | miniature(args, device)
 
 
 def seconds(runs: dict, args) -> tuple[dict, dict, int | None]:
@@ -182,7 +208,16 @@ def measure(args, device: torch.device) -> dict:
         if not name.startswith("compile["):  # each mode is compared with the default mode
             previous = name
     fast = [name for name, _ in rungs if not name.startswith("compile[")][-1]
+    mini = {name: means[name] / (args.steps * MINI_STEPS) * 1e3 for name in means
+            if "mini_" in name}  # ms per update
     return {
+        "mini": {"batch_size": MINI_BATCH, "ms_per_update": {
+            size: mini[f"mini_{size}px"] for size in MINI_SIZES},
+            "cost_16px_over_8px": mini["mini_16px"] / mini["mini_8px"],
+            "compiled_8px_ms_per_update": mini.get("compile_mini_8px"),
+            "compile_speedup_8px": mini["mini_8px"] / mini["compile_mini_8px"]
+            if "compile_mini_8px" in mini else None,
+            "compile_8px_first_run_s": compiled.get("compile_mini_8px", {}).get("compile_s")},
         "overhead_ratio": m["fp32"] / m["bare"],
         "overhead_ratio_all_sets": m["fit_all_sets"] / m["bare"],
         "fit_all_sets_ms_per_step": m["fit_all_sets"] * 1e3,

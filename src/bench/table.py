@@ -52,7 +52,23 @@ def table(r: dict) -> str:
         f"  3x8x8                            {r['fit_8px_ms_per_step']:10.1f} ms/step",
         f"  resolution speedup               {r['resolution_speedup']:10.2f}",
     ]
-    return "\n".join([*head, *_fit_and_loader(r), "", *_ladder(r), "", *resolution])
+    return "\n".join([*head, *_fit_and_loader(r), "", *_ladder(r), "", *resolution, "",
+                      *_miniature(r["mini"])])
+
+
+def _miniature(mini: dict) -> list[str]:
+    sizes = mini["ms_per_update"]
+    lines = [f"(e) the miniature's update (budget=mini): batch {mini['batch_size']}, fp32"]
+    lines += [f"  3x{s}x{s}{'':<{29 - 2 * len(str(s))}}{ms:10.1f} ms/update"
+              for s, ms in sizes.items()]
+    lines.append(f"  cost of 16x16 over 8x8           {mini['cost_16px_over_8px']:10.2f}")
+    if mini["compiled_8px_ms_per_update"] is not None:
+        lines += [f"  3x8x8, torch.compile             {mini['compiled_8px_ms_per_update']:10.1f}"
+                  " ms/update",
+                  f"  compile speedup at 8x8           {mini['compile_speedup_8px']:10.2f}",
+                  f"  {'':<32} first run with compilation "
+                  f"{mini['compile_8px_first_run_s']:.1f} s"]
+    return lines
 
 
 def write_section(path: Path, heading: str, text: str) -> None:
