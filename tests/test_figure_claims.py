@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 
 from src.figures import claims, draw, get_figure, load_jobs
 from src.figures.claims import SIGNIFICANCE, permutation_test
+from src.figures.jobs import setting as grid_setting
 from src.optim.schedules import build_schedule
 from src.theory.explr import alpha_star, exp_lr
 from tests.helpers.figures import config_yaml, write_job
@@ -306,6 +307,7 @@ def test_auto_rate_claims(tmp_path, good):
                       done(steps=10 * len(curve)) if curve else {"status": "diverged"})
     assert holds(tmp_path, "fig_auto_rate") == dict.fromkeys(
         ("sgd_never_diverges", "sgd_loss_flat_in_lr", "no_norm_diverges"), good)
+    assert ", 100-400 epochs, " in grid_setting(load_jobs(tmp_path))  # SGD runs 4x the others
     flat = measured(tmp_path, "fig_auto_rate")["sgd_loss_flat_in_lr"]
     if good:
         assert flat.measured["ratios"] == pytest.approx([4.0, 2.5, 1.75], rel=1e-12)
