@@ -36,7 +36,8 @@ def options(device: str, **given) -> Namespace:
     values = {"device": device, "steps": 200 if cuda else 6, "rounds": 3,
               "images": 50_000 if cuda else 5_000, "batch": BATCH,
               "workers": min(4, os.cpu_count() or 1), "no_compile": False,
-              "compile_modes": list(GPU_COMPILE_MODES) if cuda else [], "bf16": "auto"}
+              "compile_modes": list(GPU_COMPILE_MODES) if cuda else [], "bf16": "auto",
+              "miniature": True}
     values.update({k: v for k, v in given.items() if v is not None})
     return Namespace(**values)
 
@@ -86,11 +87,13 @@ class Repeat:
 
 def miniature(args, device: torch.device) -> dict:
     """The miniature's update at each image size, fp32 eager, and at 8x8 compiled (fp32, no
-    channels_last: compile alone) unless --no-compile."""
+    channels_last: compile alone) unless --no-compile; none when args.miniature is false."""
     def run(*overrides):
         cfg = training_config(device, args.steps * MINI_STEPS, MINI_BATCH, *overrides)
         return Repeat(FitRun(cfg, device), MINI_STEPS)
 
+    if not args.miniature:
+        return {}
     runs = {f"mini_{size}px": run(f"dataset.image_size={size}") for size in MINI_SIZES}
     if not args.no_compile:
         runs["compile_mini_8px"] = run("dataset.image_size=8", "trainer.compile=true")
@@ -211,7 +214,7 @@ def measure(args, device: torch.device) -> dict:
     mini = {name: means[name] / (args.steps * MINI_STEPS) * 1e3 for name in means
             if "mini_" in name}  # ms per update
     return {
-        "mini": {"batch_size": MINI_BATCH, "ms_per_update": {
+        "mini": None if not mini else {"batch_size": MINI_BATCH, "ms_per_update": {
             size: mini[f"mini_{size}px"] for size in MINI_SIZES},
             "cost_16px_over_8px": mini["mini_16px"] / mini["mini_8px"],
             "compiled_8px_ms_per_update": mini.get("compile_mini_8px"),

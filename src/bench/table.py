@@ -52,8 +52,8 @@ def table(r: dict) -> str:
         f"  3x8x8                            {r['fit_8px_ms_per_step']:10.1f} ms/step",
         f"  resolution speedup               {r['resolution_speedup']:10.2f}",
     ]
-    return "\n".join([*head, *_fit_and_loader(r), "", *_ladder(r), "", *resolution, "",
-                      *_miniature(r["mini"])])
+    mini = ["", *_miniature(r["mini"])] if r["mini"] else []
+    return "\n".join([*head, *_fit_and_loader(r), "", *_ladder(r), "", *resolution, *mini])
 
 
 def _miniature(mini: dict) -> list[str]:
