@@ -4,16 +4,20 @@ giving equal angles for each optimizer, and each exact twin turning like its sou
 
 import statistics
 
-from src.figures.claims import Check, NotEvaluable, completed, need, where
+from src.figures.claims import Check, NotEvaluable, completed, need
 from src.figures.figure import Figure, Panel
 from src.figures.gallery.common import SCHEDULES
+from src.figures.gallery.rotational_equilibrium import (
+    SAME_ANGLE,
+    TWIN,
+    same_angle_spread,
+    twin_against_source,
+)
 from src.figures.registry import register_figure
 from src.theory.equilibrium import predicted_angle, relaxation_steps, relaxation_steps_decoupled
 
 ANGLE_TOLERANCE = 0.10    # measured / predicted - 1, for runs of >= RELAXATIONS relaxation times
 RELAXATIONS = 5
-SAME_ANGLE = 0.05         # max / min - 1 of one optimizer's runs that share eta*lambda
-TWIN = 0.05               # |twin's angle / its source's - 1|
 PREDICTED, MEAN = "si/angular_update_predicted", "si/sets/angular_update_mean"
 OPTIMIZERS = {"sgd": "SGD", "adamw": "AdamW", "lion": "Lion"}
 
@@ -69,41 +73,12 @@ def angle_measure(jobs):
 
 
 def same_angle_measure(jobs):
-    failures, groups = [], {}
-    for job in where(_jobs(jobs, failures), "schedule.name", "constant"):
-        e = equilibrium(job)
-        key = f"{job.value('optimizer.name')} lr*wd={e['intrinsic_lr']:.6g}"
-        groups.setdefault(key, {})[label(job)] = e["measured"]
-    shared = {k: g for k, g in groups.items() if len(g) > 1}
-    if not shared:
-        raise NotEvaluable("no two constant-LR runs of one optimizer share eta*lambda")
-    measured = {}
-    for key, group in shared.items():
-        spread = max(group.values()) / min(group.values()) - 1.0
-        measured[key] = {"angles": group, "spread": spread}
-        if spread > SAME_ANGLE:
-            failures.append(f"{key}: the angles differ by {spread:.3g} (max/min - 1)")
-    return measured, failures
+    return same_angle_spread(jobs, equilibrium, label, lambda job, e: (
+        f"{job.value('optimizer.name')} lr*wd={e['intrinsic_lr']:.6g}"))
 
 
 def twin_measure(jobs):
-    failures = []
-    done = _jobs(jobs, failures)
-    twins = where(done, "schedule.name", "exp")
-    if not twins:
-        raise NotEvaluable("the grid has no twin")
-    measured = {}
-    for twin in twins:
-        source = [j for j in where(done, "schedule.name", "constant")
-                  if all(j.value(k) == twin.value(k) for k in
-                         ("optimizer.name", "optimizer.lr", "optimizer.weight_decay"))]
-        if not source:
-            raise NotEvaluable(f"no constant-LR run with {label(twin)}'s setting")
-        a, b = equilibrium(twin)["measured"], equilibrium(source[0])["measured"]
-        measured[label(twin)] = {"twin": a, "source": b, "ratio": a / b}
-        if abs(a / b - 1.0) > TWIN:
-            failures.append(f"{label(twin)}: its angle is {a / b:.3f}x its source's")
-    return measured, failures
+    return twin_against_source(jobs, equilibrium, label)
 
 
 @register_figure

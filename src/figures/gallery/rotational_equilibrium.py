@@ -82,21 +82,29 @@ def angle_measure(jobs):
     return measured, failures
 
 
-def same_angle_measure(jobs):
+def same_angle_spread(jobs, equilibrium, label, group_of) -> tuple[dict, list[str]]:
+    """The constant-LR runs grouped by group_of(job, its equilibrium), which names the
+    eta*lambda they share: each group's angles (by label(job)) and their spread (max/min - 1).
+    Shared with fig_rotation_optimizers, whose equilibrium, labels and groups are its own."""
     failures, groups = [], {}
     for job in where(_jobs(jobs, failures), "schedule.name", "constant"):
         e = equilibrium(job)
-        groups.setdefault(f"{e['intrinsic_lr']:.6g}", {})[label(job)] = e["measured"]
-    shared = {il: g for il, g in groups.items() if len(g) > 1}
+        groups.setdefault(group_of(job, e), {})[label(job)] = e["measured"]
+    shared = {key: g for key, g in groups.items() if len(g) > 1}
     if not shared:
         raise NotEvaluable("no two constant-LR runs share eta*lambda")
     measured = {}
-    for il, group in shared.items():
+    for key, group in shared.items():
         spread = max(group.values()) / min(group.values()) - 1.0
-        measured[f"lr*wd={il}"] = {"angles": group, "spread": spread}
+        measured[key] = {"angles": group, "spread": spread}
         if spread > SAME_ANGLE:
-            failures.append(f"lr*wd={il}: the angles differ by {spread:.3g} (max/min - 1)")
+            failures.append(f"{key}: the angles differ by {spread:.3g} (max/min - 1)")
     return measured, failures
+
+
+def same_angle_measure(jobs):
+    return same_angle_spread(jobs, equilibrium, label,
+                             lambda job, e: f"lr*wd={e['intrinsic_lr']:.6g}")
 
 
 def balance_measure(jobs):
@@ -114,24 +122,31 @@ def balance_measure(jobs):
     return measured, failures
 
 
-def twin_measure(jobs):
+def twin_against_source(jobs, equilibrium, label) -> tuple[dict, list[str]]:
+    """Each ExpLR run's angle over its source's: the constant-LR run of its optimizer, LR and
+    weight decay."""
     failures = []
     done = _jobs(jobs, failures)
     twins = where(done, "schedule.name", "exp")
     if not twins:
         raise NotEvaluable("the grid has no ExpLR run")
+    same = ("optimizer.name", "optimizer.lr", "optimizer.weight_decay")
     measured = {}
     for twin in twins:
         source = [j for j in where(done, "schedule.name", "constant")
-                  if j.value("optimizer.lr") == twin.value("optimizer.lr")
-                  and j.value("optimizer.weight_decay") == twin.value("optimizer.weight_decay")]
+                  if all(j.value(k) == twin.value(k) for k in same)]
         if not source:
-            raise NotEvaluable(f"no constant-LR run with {label(twin)}'s LR and weight decay")
+            raise NotEvaluable(f"no constant-LR run with {label(twin)}'s optimizer, LR and "
+                               "weight decay")
         a, b = equilibrium(twin)["measured"], equilibrium(source[0])["measured"]
         measured[label(twin)] = {"twin": a, "source": b, "ratio": a / b}
         if abs(a / b - 1.0) > TWIN:
             failures.append(f"{label(twin)}: its angle is {a / b:.3f}x its source's")
     return measured, failures
+
+
+def twin_measure(jobs):
+    return twin_against_source(jobs, equilibrium, label)
 
 
 def relaxation_measure(jobs):
