@@ -151,6 +151,20 @@ def test_applying_again_or_relaunching_maps_the_same():
     assert OmegaConf.to_container(again) == once
 
 
+def test_fig_norms_runs_the_digits_at_16x16_and_only_the_digits():
+    """budget.digits_size: the digits' side and their crop padding (one pixel of the 8x8
+    digit) in the mini run, the same when applied again; other datasets and budget=paper keep
+    their images."""
+    cfg = mini("+experiment=fig_norms", "dataset=digits")
+    assert (cfg.dataset.image_size, cfg.dataset.crop_padding) == (16, 2)
+    once = OmegaConf.to_container(cfg)
+    prepare(cfg)
+    assert OmegaConf.to_container(cfg) == once
+    assert mini("+experiment=fig_norms", "dataset=synthetic").dataset.image_size == 32
+    paper = prepare(compose_config(["+experiment=fig_norms", "dataset=digits"]))
+    assert (paper.dataset.image_size, paper.dataset.crop_padding) == (8, 1)
+
+
 def test_the_command_lines_max_steps_still_stops_the_run():
     cfg = mini("+experiment=exp_lr", "dataset=digits", "trainer.max_steps=2")
     assert cfg.trainer.max_steps == 2 and cfg.trainer.epochs == 1

@@ -2,6 +2,7 @@
 PreResNet20. Corrected twins reproduce the weight-decay runs to round-off; uncorrected ones
 visibly do not, which shows the check can fail."""
 
+import copy
 import json
 
 import pytest
@@ -53,6 +54,19 @@ def test_uncorrected_twins_drift(result, pair):
     twins = result["pairs"][pair]
     uncorrected = twins["uncorrected"]["max_rel_param_dev"]
     assert uncorrected > 1e-9 and uncorrected > 1e4 * twins["corrected"]["max_rel_param_dev"]
+
+
+def test_the_gpu_checks_verify_part_passes_these_twins_and_fails_one_off(result):
+    """The GPU check's verify part judges src.verify's result (scripts/gpu_check.sh on a GPU):
+    these twins pass; one output off by 1e-6 fails it, naming the pair."""
+    from src.bench.gpu import TOLERANCE, Failed, judge_verify
+
+    entry = judge_verify(result)
+    assert entry["tolerance"] == TOLERANCE == 1e-9 and list(entry["corrected"]) == EVERY
+    off = copy.deepcopy(result)
+    off["pairs"]["lion/texp_vs_step_decay"]["corrected"]["max_abs_output_dev"] = 1e-6
+    with pytest.raises(Failed, match="lion/texp_vs_step_decay"):
+        judge_verify(off)
 
 
 @pytest.mark.parametrize("switches", [["trainer.channels_last=true"],

@@ -91,17 +91,21 @@ def part_verify(args, work: Path) -> dict:
 
     run_dir = work / "verify"
     run_dir.mkdir(parents=True, exist_ok=True)
-    result = verify(compose_config([f"trainer.device={args.device}", "trainer.precision=fp64",
-                                    "trainer.deterministic=true"], config_name="verify"),
-                    run_dir)
+    return judge_verify(verify(compose_config(
+        [f"trainer.device={args.device}", "trainer.precision=fp64", "trainer.deterministic=true"],
+        config_name="verify"), run_dir))
+
+
+def judge_verify(result: dict) -> dict:
+    """The verify part's entry from src.verify's result: Failed if a corrected twin is beyond
+    TOLERANCE in its weights or outputs."""
     worst = {pair: twins["corrected"] for pair, twins in result["pairs"].items()}
     off = {pair: dev for pair, dev in worst.items()
            if max(dev["max_rel_param_dev"], dev["max_abs_output_dev"]) > TOLERANCE}
-    out = {"steps": result["steps"], "tolerance": TOLERANCE, "corrected": worst,
-           "uncorrected": {p: t["uncorrected"] for p, t in result["pairs"].items()}}
     if off:
         raise Failed(f"corrected twins beyond {TOLERANCE}: {off}")
-    return out
+    return {"steps": result["steps"], "tolerance": TOLERANCE, "corrected": worst,
+            "uncorrected": {p: t["uncorrected"] for p, t in result["pairs"].items()}}
 
 
 def initial_norm(overrides: list[str]) -> float:

@@ -65,6 +65,10 @@ def _map(cfg, budget, paper) -> None:
         steps = min(steps, paper.max_steps)
 
     batch_size = budget.batch_size or paper.batch_size
+    if budget.get("digits_size") and cfg.dataset.name == "digits":
+        # one pixel of the 8x8 digit is the same shift at every size (conf/dataset/digits.yaml)
+        cfg.dataset.image_size = budget.digits_size
+        cfg.dataset.crop_padding = max(budget.digits_size // 8, 1)
     images = train_images(cfg.dataset)
     if images is None:
         raise UserError(f"budget=mini with dataset={cfg.dataset.name}: the number of training "

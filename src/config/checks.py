@@ -192,6 +192,7 @@ CHECKS: dict[str, Check | None] = {
     "budget.k": number(1),
     "budget.steps_per_epoch": integer(1),
     "budget.batch_size": integer(1, none=True),
+    "budget.digits_size": integer(1, none=True),
     "budget.paper_epochs": number(0, low_open=True, none=True),
     "budget.paper.*": ANY,  # the paper's values, written by the mapping itself
     "budget.*.*": ANY,      # an experiment's tables read through interpolations (k_of, seeds)
