@@ -151,17 +151,21 @@ def test_applying_again_or_relaunching_maps_the_same():
     assert OmegaConf.to_container(again) == once
 
 
-def test_fig_norms_runs_the_digits_at_16x16_and_only_the_digits():
-    """budget.digits_size: the digits' side and their crop padding (one pixel of the 8x8
-    digit) in the mini run, the same when applied again; other datasets and budget=paper keep
-    their images."""
-    cfg = mini("+experiment=fig_norms", "dataset=digits")
-    assert (cfg.dataset.image_size, cfg.dataset.crop_padding) == (16, 2)
+@pytest.mark.parametrize("norm, size", [("bn", 8), ("ln", 8), ("gn", 16), ("in", 16)])
+def test_fig_norms_runs_gn_and_in_on_the_digits_at_16x16(norm, size):
+    """budget.digits_size (conf/normalisation/): the digits' side and their crop padding (one
+    pixel of the 8x8 digit) in the mini run, the same when applied again; other datasets and
+    budget=paper keep their images."""
+    cfg = mini("+experiment=fig_norms", f"normalisation={norm}", "dataset=digits")
+    assert cfg.model.norm == norm
+    assert (cfg.dataset.image_size, cfg.dataset.crop_padding) == (size, size // 8)
     once = OmegaConf.to_container(cfg)
     prepare(cfg)
     assert OmegaConf.to_container(cfg) == once
-    assert mini("+experiment=fig_norms", "dataset=synthetic").dataset.image_size == 32
-    paper = prepare(compose_config(["+experiment=fig_norms", "dataset=digits"]))
+    other = mini("+experiment=fig_norms", f"normalisation={norm}", "dataset=synthetic")
+    assert other.dataset.image_size == 32
+    paper = prepare(compose_config(["+experiment=fig_norms", f"normalisation={norm}",
+                                    "dataset=digits"]))
     assert (paper.dataset.image_size, paper.dataset.crop_padding) == (8, 1)
 
 

@@ -6,6 +6,7 @@ import torch
 from omegaconf import OmegaConf
 
 import src.models  # noqa: F401  (registers the PreResNets)
+from src.config.resolvers import compose_config
 from src.models import build_model
 from src.optim.groups import (
     NEGLIGIBLE_EPS,
@@ -82,3 +83,18 @@ def test_split_without_scale_invariant_mode():
     split = split_parameters(plain, (3, 32, 32))
     assert split.invariant == {} and len(split.rest) == len(list(plain.parameters()))
     assert split.error > 1.0
+
+
+def test_convnexts_invariant_sets_are_the_convs_that_feed_a_layernorm():
+    """conf/model/convnext_atto.yaml's listing, on a narrow ConvNeXt of four blocks (the rule
+    does not depend on the width or depth): the stem's conv and each block's depthwise conv,
+    each with its bias; the MLPs, downsampling convs, affines, layer scales and head are not."""
+    cfg = compose_config(["model=convnext_atto", "model.kwargs.depths=[1,1,1,1]",
+                          "model.kwargs.dims=[8,16,32,64]"]).model
+    model = build_model(cfg, num_classes=10)
+    split = split_parameters(model, (3, 32, 32), cfg.scale_invariant)
+    convs = ["stem.0"] + [name for name, _ in model.named_modules() if name.endswith("conv_dw")]
+    assert len(convs) == 5
+    assert split.sets == [[f"{c}.weight", f"{c}.bias"] for c in convs]
+    assert {n for n, p in model.named_parameters() if p.requires_grad} - set(split.invariant) \
+        == set(split.rest) and any("mlp" in n for n in split.rest)

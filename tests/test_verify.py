@@ -69,6 +69,26 @@ def test_the_gpu_checks_verify_part_passes_these_twins_and_fails_one_off(result)
         judge_verify(off)
 
 
+TINY_CONVNEXT = ["model=convnext_atto", "model.kwargs.depths=[1,1,1,1]",
+                 "model.kwargs.dims=[8,16,32,64]"]
+
+
+def test_the_twins_are_exact_on_a_layernorm_net_whose_weights_are_mostly_scale_variant(
+        tmp_path):
+    """ConvNeXt (four blocks, narrow), nothing frozen: the twins change only its invariant
+    sets (the stem's and the depthwise convs) and the rest keeps its weight decay; still c_t
+    times the reference's weights, and the same outputs, to round-off."""
+    cfg = compose_config([*TINY, "dataset.image_size=32", *TINY_CONVNEXT], config_name="verify")
+    assert cfg.model.name == "convnext_atto" and cfg.model.scale_invariant == "paper_b"
+    verify(cfg, tmp_path)
+    result = json.loads((tmp_path / "equivalence.json").read_text())
+    assert list(result["pairs"]) == EVERY
+    for twins in result["pairs"].values():
+        assert twins["corrected"]["max_rel_param_dev"] <= 1e-9
+        assert twins["corrected"]["max_abs_output_dev"] <= 1e-9
+        assert twins["uncorrected"]["max_rel_param_dev"] > 1e-9
+
+
 @pytest.mark.parametrize("switches", [["trainer.channels_last=true"],
                                       ["trainer.channels_last=true", "trainer.precision=bf16"]])
 def test_the_verifier_runs_the_training_step_with_its_speed_switches(switches):
