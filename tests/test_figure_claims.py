@@ -295,18 +295,26 @@ def sgd_losses(lr: float, good: bool) -> list[float]:
 @pytest.mark.parametrize("good", [True, False])
 def test_auto_rate_claims(tmp_path, good):
     losses = {"sgd": {lr: sgd_losses(lr, good) for lr in (0.1, 10, 100)},
-              "no_norm": {0.1: [0.4] * 5, 10: None, 100: None}}
+              "no_norm": {0.01: [2.0] * 5, 0.1: [0.4] * 5, 10: None, 100: None}}
     if not good:
         losses["sgd"][10], losses["no_norm"][10] = None, [2.3] * 5
+    # without normalisation: 0.3 at LR 0.01, and 0.85 at LR 0.1 (not good: 0.75), or chance
+    accuracy = {0.01: 0.3, 0.1: 0.85 if good else 0.75, 10: 0.1}
     for setting, by_lr in losses.items():
         for lr, curve in by_lr.items():
             records = [epoch_record(10 * (e + 1), e + 1, **{"train/epoch_loss": loss})
                        for e, loss in enumerate(curve or [])]
+            end = (done(steps=10 * len(curve), **{"test/acc": accuracy.get(lr, 0.9)})
+                   if curve else {"status": "diverged"})
             write_job(tmp_path / f"{setting}{lr}", "fig_auto_rate",
-                      [f"auto_rate={setting}", f"optimizer.lr={lr}", "seed=0"], records,
-                      done(steps=10 * len(curve)) if curve else {"status": "diverged"})
+                      [f"auto_rate={setting}", f"optimizer.lr={lr}", "seed=0"], records, end)
     assert holds(tmp_path, "fig_auto_rate") == dict.fromkeys(
-        ("sgd_never_diverges", "sgd_loss_flat_in_lr", "no_norm_diverges"), good)
+        ("sgd_never_diverges", "sgd_loss_flat_in_lr", "no_norm_trains", "no_norm_diverges"),
+        good)
+    trains = measured(tmp_path, "fig_auto_rate")["no_norm_trains"]
+    assert trains.measured["best_lr"] == 0.1
+    assert good or trains.why == ("at its best LR (0.1) the net without normalisation reaches "
+                                  "0.75")
     assert ", 100-400 epochs, " in grid_setting(load_jobs(tmp_path))  # SGD runs 4x the others
     flat = measured(tmp_path, "fig_auto_rate")["sgd_loss_flat_in_lr"]
     if good:

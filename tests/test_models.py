@@ -89,8 +89,8 @@ def test_convnexts_invariant_sets_are_the_convs_that_feed_a_layernorm():
     """conf/model/convnext_atto.yaml's listing, on a narrow ConvNeXt of four blocks (the rule
     does not depend on the width or depth): the stem's conv and each block's depthwise conv,
     each with its bias; the MLPs, downsampling convs, affines, layer scales and head are not."""
-    cfg = compose_config(["model=convnext_atto", "model.kwargs.depths=[1,1,1,1]",
-                          "model.kwargs.dims=[8,16,32,64]"]).model
+    cfg = compose_config(["model=convnext_atto", "+model.kwargs.depths=[1,1,1,1]",
+                          "+model.kwargs.dims=[8,16,32,64]"]).model
     model = build_model(cfg, num_classes=10)
     split = split_parameters(model, (3, 32, 32), cfg.scale_invariant)
     convs = ["stem.0"] + [name for name, _ in model.named_modules() if name.endswith("conv_dw")]

@@ -6,7 +6,16 @@ import statistics
 
 import numpy as np
 
-from src.figures.claims import Check, NotEvaluable, by_lr, need, total_steps, where
+from src.figures.claims import (
+    Check,
+    NotEvaluable,
+    by_lr,
+    completed,
+    need,
+    seed_stats,
+    total_steps,
+    where,
+)
 from src.figures.figure import Figure, Panel
 from src.figures.jobs import LAST_EPOCHS, Job
 from src.figures.registry import register_figure
@@ -15,6 +24,7 @@ LOSS_RATIO = 2.0   # SGD's final training loss at the largest LR within 2x of it
 LENGTHS = (1 / 4, 1 / 2, 1)  # SGD runs 4x the other curves: its losses at 1x, 2x and 4x
 FAR = 1e6  # a fitted length beyond FAR x is reported as none: the gap does not close
 LARGE_LR = 10.0    # recalled, unconfirmed: without normalisation LRs >= 10 diverge
+BASELINE = 0.8     # the net without normalisation trains: test accuracy at its best small LR
 LOSS = "train/epoch_loss_last5"
 EPOCH_LOSS = "train/epoch_loss"
 CURVES = {"bn": "SGD", "none": "no normalisation"}
@@ -102,6 +112,24 @@ def no_norm_diverges_measure(jobs):
     return measured, failures
 
 
+def no_norm_trains_measure(jobs):
+    """The seed-mean final test accuracy of the net without normalisation at each LR below
+    LARGE_LR: a baseline that diverges at large LRs only means something if it trains at the
+    small ones."""
+    groups = by_lr(need(where(jobs, "model.norm", "none"), "model.norm=none"))
+    accuracy, ignored = {}, []
+    for lr, group in groups.items():
+        if lr < LARGE_LR:
+            accuracy[lr] = seed_stats(completed(group, f"lr={lr:g}", ignored), "test/acc")[0]
+    if not any(math.isfinite(a) for a in accuracy.values()):
+        raise NotEvaluable(f"no finished run without normalisation at an LR below {LARGE_LR:g}")
+    best = max((lr for lr in accuracy if math.isfinite(accuracy[lr])), key=accuracy.get)
+    measured = {"test_acc": {f"lr={lr:g}": a for lr, a in accuracy.items()}, "best_lr": best}
+    failures = [] if accuracy[best] >= BASELINE else [
+        f"at its best LR ({best:g}) the net without normalisation reaches {accuracy[best]:.3g}"]
+    return measured, failures
+
+
 @register_figure
 def fig_auto_rate() -> Figure:
     return Figure(
@@ -126,6 +154,9 @@ def fig_auto_rate() -> Figure:
                   "log(length) and the length where the fit reaches the threshold",
                   f"<= {LOSS_RATIO:g}x the best at 4x", flat_loss_measure,
                   {"loss_ratio": LOSS_RATIO}),
+            Check("no_norm_trains", "the net without normalisation trains at its best LR "
+                  f"below {LARGE_LR:g}: seed-mean final test accuracy", f">= {BASELINE:g}",
+                  no_norm_trains_measure, {"test_acc": BASELINE}),
             Check("no_norm_diverges", "the net without normalisation diverges at the large LRs "
                   "of the sweep", f"every seed at lr >= {LARGE_LR:g}", no_norm_diverges_measure,
                   {"large_lr": LARGE_LR}),
