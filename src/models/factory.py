@@ -54,9 +54,10 @@ def freeze_for_scale_invariance(model: nn.Module, head_seed: int, head_norm: flo
 
 
 def build_model(cfg, num_classes: int) -> nn.Module:
-    # plain lists and dicts: timm's models take e.g. depths=[1, 1, 1, 1] as a list
-    kwargs = (OmegaConf.to_container(cfg.kwargs) if isinstance(cfg.kwargs, DictConfig)
-              else dict(cfg.kwargs or {}))
+    # plain lists and dicts, resolved: timm's models take e.g. depths=[1, 1, 1, 1] as a list
+    kwargs = cfg.kwargs or {}
+    kwargs = (OmegaConf.to_container(kwargs, resolve=True) if isinstance(kwargs, DictConfig)
+              else dict(kwargs))
     if cfg.norm is not None:
         kwargs["norm_layer"] = norm_layer(cfg.norm, cfg.gn_groups)
     model = timm.create_model(cfg.name, num_classes=num_classes, **kwargs)
