@@ -33,7 +33,7 @@ FIG_OVERRIDES = {
                          "optimizer.weight_decay=5e-4"],
     "fig_instant_decay": [*STEPS, "schedule.milestones=[1]"],
     "fig_cosine": [*STEPS, "seed=0"],
-    "fig_norms": [*STEPS, "seed=0", "model=preresnet20", "model.norm=bn,gn"],
+    "fig_norms": [*STEPS, "seed=0", "model=preresnet20", "normalisation=bn,gn"],
     "fig_equilibrium": [*STEPS, "schedule.milestones=[1]"],
     "fig_toy": ["toy.steps=4", "toy.log_every=2", "toy.quadrature_points=8"],
     "fig_auto_rate": [*STEPS, "seed=0,1", "optimizer.lr=0.1,1e6", "auto_rate=sgd,no_norm",
