@@ -163,7 +163,7 @@ def test_the_monte_carlo_path_is_deterministic_and_near_the_exact_count():
 # --- fig_adamw_twin --------------------------------------------------------------------------
 
 TWINS = ("source", "exact", "naive")
-TWIN_EPOCHS = 22  # the whole epochs of 1001 updates
+TWIN_EPOCHS = 17  # the whole epochs of 801 updates, 45 an epoch
 
 
 def source_norm(t: int) -> float:
@@ -215,17 +215,17 @@ def accuracies(grid, twin) -> np.ndarray:
 def test_adamw_twin_configs_have_what_the_claims_read():
     """The composed grid is the one the claims expect: the source a constant LR, the exact
     twin exp with momentum_correction, the naive twin exp without; at budget=mini lr x wd =
-    6.25e-3 and the naive twin's predicted bias 2.6 (conf/experiment/fig_adamw_twin.yaml)."""
+    6.25e-3 and the naive twin's predicted bias 1.69 (conf/experiment/fig_adamw_twin.yaml)."""
     cfgs = {twin: job_config("fig_adamw_twin", [f"twin={twin}"]) for twin in TWINS}
     assert [c.schedule.name for c in cfgs.values()] == ["constant", "exp", "exp"]
     assert cfgs["exact"].schedule.momentum_correction is True
     assert cfgs["naive"].schedule.momentum_correction is False
     for cfg in cfgs.values():
         opt = cfg.optimizer
-        assert opt.name == "adamw" and list(opt.betas) == [0.9, 0.98]
+        assert opt.name == "adamw" and list(opt.betas) == [0.9, 0.97]
         assert opt.lr * opt.weight_decay == pytest.approx(6.25e-3, rel=1e-12)
         assert cfg.trainer.max_steps == 801
-    assert naive_v_bias(1e-3, 6.25, 0.98) == pytest.approx(2.62, abs=0.005)
+    assert naive_v_bias(1e-3, 6.25, 0.97) == pytest.approx(1.69, abs=0.005)
 
 
 @pytest.mark.parametrize("bad", [False, True])
@@ -250,15 +250,15 @@ def test_adamw_twin_claims(tmp_path, bad):
     else:
         assert test["p"] >= SIGNIFICANCE
 
-    # the source's ||w|| over the last third of the 101 records (updates 670 ... 1000): the
+    # the source's ||w|| over the last third of the 81 records (updates 540 ... 800): the
     # seeds' factors average to 1
-    tail = statistics.fmean(source_norm(t) for t in range(670, 1001, 10))
+    tail = statistics.fmean(source_norm(t) for t in range(540, 801, 10))
     norm = found["exact_twin_same_norm"].measured
     assert norm["source"] == pytest.approx(tail, rel=1e-12)
     assert norm["ratio"] == pytest.approx(1.2 if bad else 1.0, rel=1e-12)
     naive = found["naive_twin_norm_bias"].measured
-    a = 1 - 5e-3
-    bias = (1 - 0.98) / (1 - 0.98 / a**2)
+    a = 1 - 6.25e-3
+    bias = (1 - 0.97) / (1 - 0.97 / a**2)
     assert naive["predicted_v_bias"] == pytest.approx(bias, rel=1e-12)
     assert naive["predicted_ratio"] == pytest.approx(bias**-0.5, rel=1e-12)
     assert naive["ratio"] == pytest.approx(bias**-0.5 * (1.2 if bad else 1.0), rel=1e-12)
@@ -300,7 +300,8 @@ def test_a_diverged_exact_twin_fails_the_distribution_claim(tmp_path):
     (grid / "twin=exact,seed=3" / "summary.json").write_text('{"status": "diverged"}')
     claim = measured(grid, "fig_adamw_twin")["exact_twin_in_distribution"]
     assert claim.holds is False
-    assert claim.why == "1 of 4 exact twin job(s) diverged"
+    # (the test of the 3 seeds left may add its own verdict after it)
+    assert claim.why.startswith("1 of 4 exact twin job(s) diverged")
     assert claim.measured["seeds"] == [4, 3]
 
 
