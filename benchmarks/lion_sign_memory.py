@@ -18,7 +18,7 @@ from src.config.prepare import prepare
 from src.config.resolvers import compose_config
 from src.engine.build import build
 from src.engine.step import TrainStep
-from src.theory.equilibrium import _refined_angle, lion_displacement_factor
+from src.theory.equilibrium import lion_displacement_factor, refined_angle
 
 LAGS = 400  # R(k) for k <= LAGS; beta2 0.99 remembers about 100 updates
 
@@ -70,7 +70,7 @@ def main() -> None:
     q_law = lion_displacement_factor(beta1, beta2, a)
     print(f"  Q (lags <= {LAGS})  measured {q:.2f}   uncorrelated gradients {q_law:.2f}")
     print(f"  angle per update: measured {np.mean(angles):.5f}, from the measured Q "
-          f"{_refined_angle(a, 1.0, q):.5f}, from the law {_refined_angle(a, 1.0, q_law):.5f}")
+          f"{refined_angle(a, 1.0, q):.5f}, from the law {refined_angle(a, 1.0, q_law):.5f}")
 
 
 if __name__ == "__main__":

@@ -113,10 +113,10 @@ def equilibrium_norm_sq_adamw(lr: float, weight_decay: float, numel: int) -> flo
 
 def equilibrium_angle_adamw_refined(lr: float, weight_decay: float, beta1: float) -> float:
     """AdamW's angle with the decay a = 1 - lr wd kept and the update's lean against w counted
-    (_refined_angle)."""
+    (refined_angle)."""
     a = 1.0 - lr * weight_decay
     q = (1.0 - beta1) * (1.0 + a * beta1) / ((1.0 + beta1) * (1.0 - a * beta1))
-    return _refined_angle(a, (1.0 - beta1) / (1.0 + beta1), q)
+    return refined_angle(a, (1.0 - beta1) / (1.0 + beta1), q)
 
 
 def equilibrium_norm_sq_adamw_refined(lr: float, weight_decay: float, beta1: float,
@@ -127,7 +127,7 @@ def equilibrium_norm_sq_adamw_refined(lr: float, weight_decay: float, beta1: flo
     return lr * lr * numel * q / (1.0 - a * a)
 
 
-def _refined_angle(a: float, r0: float, q: float) -> float:
+def refined_angle(a: float, r0: float, q: float) -> float:
     """The angle of w -> a w - lr u at ||w||^2 = lr^2 C q / (1 - a^2), ||u||^2 = C r0, with u
     leaning against w: <u_t, w_t> = -lr C sum_{k>=1} a^(k-1) R(k) = -lr C (q - r0) / (2a), from
     the earlier updates inside w_t. In units of ||w||^2, lean = lr |<u, w>| / ||w||^2 =
@@ -182,9 +182,9 @@ def equilibrium_norm_sq_lion(lr: float, weight_decay: float, beta1: float, beta2
 def equilibrium_angle_lion_refined(lr: float, weight_decay: float, beta1: float,
                                    beta2: float) -> float:
     """Lion's angle by the arcsine law, with a = 1 - lr wd kept and the update's lean against w
-    counted (_refined_angle)."""
+    counted (refined_angle)."""
     a = 1.0 - lr * weight_decay
-    return _refined_angle(a, 1.0, lion_displacement_factor(beta1, beta2, a))
+    return refined_angle(a, 1.0, lion_displacement_factor(beta1, beta2, a))
 
 
 def equilibrium_norm_sq_lion_refined(lr: float, weight_decay: float, beta1: float,
