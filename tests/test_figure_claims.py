@@ -405,19 +405,55 @@ def test_auto_rate_convergence_claims(tmp_path, good):
         assert projected["projected_final_over_first_loss"]["lr=100"] == [pytest.approx(0.9)]
 
 
+EQ_SPE, EQ_SWITCH, EQ_END, EQ_WIDTH = 100, 5000, 15000, 1000
+
+
+def equilibrium_grid(root, good: bool, seeds: int = 3):
+    """fig_equilibrium's runs with WD 0.005 (the window, 2 / (0.4 x 0.005), is 1,000 updates),
+    100 updates an epoch (the switch at epoch 50 is update 5,000, the end 15,000), an effective
+    LR every 100 updates: before the switch each LR's own level, after it the common level 2
+    (not good: LR 0.4's is 20 % higher), each seed 10 % above or below in alternate records
+    and by its offset (-0.1, 0, +0.1), which the seeds' mean cancels."""
+    levels = {1.6: 4.0, 0.4: 2.0, 0.1: 1.0}
+    ends = {1.6: 2.0, 0.4: 2.08 if good else 2.4, 0.1: 2.02}
+    for lr, level in levels.items():
+        for s in range(seeds):
+            records = [epoch_record(EQ_SPE, 1)]
+            for t in range(50, EQ_END, 100):
+                base = level if t < EQ_SWITCH else ends[lr]
+                wobble = (1.1 if t % 200 == 50 else 0.9) + 0.1 * (s - 1)
+                records.append({"step": t, "epoch": t / EQ_SPE,
+                                "si/effective_lr": base * wobble})
+            write_job(root / f"lr{lr}_{s}", "fig_equilibrium",
+                      [f"optimizer.lr={lr}", "optimizer.weight_decay=0.005", f"seed={s}"],
+                      records, done(steps=EQ_END))
+    return root
+
+
 @pytest.mark.parametrize("good", [True, False])
 def test_equilibrium_claim(tmp_path, good):
-    for lr, final in zip((1.6, 0.4, 0.1), (1.0, 1.04, 1.01) if good else (1.0, 1.2, 1.0),
-                         strict=True):
-        write_job(tmp_path / f"lr{lr}", "fig_equilibrium", [f"optimizer.lr={lr}"],
-                  [{"step": 5, "epoch": 0.5, "si/effective_lr": 9.0},
-                   {"step": 9, "epoch": 0.9, "si/effective_lr": final}], done())
-    claim = measured(tmp_path, "fig_equilibrium")["same_effective_lr"]
+    claim = measured(equilibrium_grid(tmp_path, good), "fig_equilibrium")["same_effective_lr"]
     assert claim.holds is good
+    curves = claim.measured["curves"]
+    assert curves["lr=0.1"]["window_updates"] == pytest.approx(EQ_WIDTH, rel=1e-12)
+    assert curves["lr=0.1"]["switch_update"] == pytest.approx(EQ_SWITCH, rel=1e-12)
+    # seed 0 of LR 1.6 in the last window: 5 records at 2 x 1.0 and 5 at 2 x 0.8
+    assert curves["lr=1.6"]["seeds"]["seed 0"]["end"] == pytest.approx(1.8, rel=1e-12)
+    assert curves["lr=1.6"]["end"] == pytest.approx(2.0, rel=1e-12)  # the seeds' mean
+    assert curves["lr=0.1"]["before_switch"] == pytest.approx(1.0, rel=1e-12)
+    assert claim.measured["spread_before_switch"] == pytest.approx(3.0, rel=1e-12)
     assert claim.measured["spread"] == pytest.approx(0.04 if good else 0.2, rel=1e-12)
-    for folder in list(tmp_path.iterdir())[1:]:
+    if not good:
+        assert claim.why.startswith("the effective LRs at the end differ by 0.2")
+
+
+def test_equilibrium_claim_needs_three_seeds(tmp_path):
+    grid = equilibrium_grid(tmp_path, True, seeds=3)
+    for folder in sorted(grid.glob("lr0.4_*"))[1:]:
         (folder / "summary.json").write_text('{"status": "preempted"}')
-    assert measured(tmp_path, "fig_equilibrium")["same_effective_lr"].holds is None
+    claim = measured(grid, "fig_equilibrium")["same_effective_lr"]
+    assert claim.holds is None
+    assert claim.why == "n/a: the claim is on seed means: it needs 3 completed seeds a curve"
 
 
 @pytest.mark.parametrize("good", [True, False])
