@@ -53,6 +53,37 @@ def test_bench_json():
                         / mini["ms_per_update"]["8"], rel_tol=1e-12)
     assert mini["compiled_8px_ms_per_update"] is None and mini["compile_speedup_8px"] is None
     assert "(e) the miniature's update (budget=mini): batch 32, fp32" in done.stdout
+    assert mini["seeds_stacked"] == 5 and mini["bare_8px_ms_per_update"] > 0
+    assert math.isclose(mini["stacking_speedup_8px"], mini["bare_8px_ms_per_update"] * 5
+                        / (mini["stacked_8px_ms_per_seed_update"] * 5), rel_tol=1e-12)
+
+
+def test_stacked_seeds_update_each_copy_as_alone():
+    """The batched contender does the bare loop's update on every copy: after an update each
+    stacked copy equals the bare loop's model to float32 rounding (the grouped convolutions sum
+    in another order; the first updates at LR 0.1 amplify such a difference about 1000-fold an
+    update, so one is compared). BatchNorm normalises by the batch's statistics in both."""
+    import torch
+
+    from src.bench.speed import BareRun, StackedSeedsRun, training_config
+
+    device = torch.device("cpu")
+    cfg = training_config(device, 1, 32, "dataset.image_size=8", "model=preresnet20")
+    bare, stacked = BareRun(cfg, device), StackedSeedsRun(cfg, device, seeds=2)
+    start = stacked.params | stacked.buffers
+    with torch.no_grad():
+        for name, p in bare.model.named_parameters():
+            p.copy_(start[name][0])
+    start = {name: p.clone() for name, p in start.items()}
+    bare.x, bare.y = stacked.x[0], stacked.y[0]
+    bare(1)
+    stacked(1)
+    moved = 0
+    for name, p in bare.model.named_parameters():
+        moved += p.requires_grad and not torch.equal(p, start[name][0])
+        for copy in (stacked.params | stacked.buffers)[name]:
+            assert torch.allclose(copy, p, rtol=1e-5, atol=1e-7), name
+    assert moved == len(stacked.params)  # every trained tensor was updated
 
 
 @pytest.mark.parametrize("args", [["--compile-modes", "fastest"], ["--batch", "0"]])

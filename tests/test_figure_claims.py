@@ -412,10 +412,10 @@ def equilibrium_grid(root, good: bool, seeds: int = 3):
     """fig_equilibrium's runs with WD 0.005 (the window, 2 / (0.4 x 0.005), is 1,000 updates),
     100 updates an epoch (the switch at epoch 50 is update 5,000, the end 15,000), an effective
     LR every 100 updates: before the switch each LR's own level, after it the common level 2
-    (not good: LR 0.4's is 20 % higher), each seed 10 % above or below in alternate records
+    (not good: LR 0.8's is 20 % higher), each seed 10 % above or below in alternate records
     and by its offset (-0.1, 0, +0.1), which the seeds' mean cancels."""
-    levels = {1.6: 4.0, 0.4: 2.0, 0.1: 1.0}
-    ends = {1.6: 2.0, 0.4: 2.08 if good else 2.4, 0.1: 2.02}
+    levels = {1.6: 4.0, 0.8: 3.0, 0.4: 2.0}
+    ends = {1.6: 2.0, 0.8: 2.08 if good else 2.4, 0.4: 2.02}
     for lr, level in levels.items():
         for s in range(seeds):
             records = [epoch_record(EQ_SPE, 1)]
@@ -435,13 +435,13 @@ def test_equilibrium_claim(tmp_path, good):
     claim = measured(equilibrium_grid(tmp_path, good), "fig_equilibrium")["same_effective_lr"]
     assert claim.holds is good
     curves = claim.measured["curves"]
-    assert curves["lr=0.1"]["window_updates"] == pytest.approx(EQ_WIDTH, rel=1e-12)
-    assert curves["lr=0.1"]["switch_update"] == pytest.approx(EQ_SWITCH, rel=1e-12)
+    assert curves["lr=0.4"]["window_updates"] == pytest.approx(EQ_WIDTH, rel=1e-12)
+    assert curves["lr=0.8"]["switch_update"] == pytest.approx(EQ_SWITCH, rel=1e-12)
     # seed 0 of LR 1.6 in the last window: 5 records at 2 x 1.0 and 5 at 2 x 0.8
     assert curves["lr=1.6"]["seeds"]["seed 0"]["end"] == pytest.approx(1.8, rel=1e-12)
     assert curves["lr=1.6"]["end"] == pytest.approx(2.0, rel=1e-12)  # the seeds' mean
-    assert curves["lr=0.1"]["before_switch"] == pytest.approx(1.0, rel=1e-12)
-    assert claim.measured["spread_before_switch"] == pytest.approx(3.0, rel=1e-12)
+    assert curves["lr=0.4"]["before_switch"] == pytest.approx(2.0, rel=1e-12)
+    assert claim.measured["spread_before_switch"] == pytest.approx(1.0, rel=1e-12)
     assert claim.measured["spread"] == pytest.approx(0.04 if good else 0.2, rel=1e-12)
     if not good:
         assert claim.why.startswith("the effective LRs at the end differ by 0.2")
@@ -449,7 +449,7 @@ def test_equilibrium_claim(tmp_path, good):
 
 def test_equilibrium_claim_needs_three_seeds(tmp_path):
     grid = equilibrium_grid(tmp_path, True, seeds=3)
-    for folder in sorted(grid.glob("lr0.4_*"))[1:]:
+    for folder in sorted(grid.glob("lr0.8_*"))[1:]:
         (folder / "summary.json").write_text('{"status": "preempted"}')
     claim = measured(grid, "fig_equilibrium")["same_effective_lr"]
     assert claim.holds is None

@@ -29,7 +29,9 @@ threads, the device synchronised, the mean of --rounds runs):
   8, 4 and 2 pixels instead of 32, 16 and 8).
 * mini: the miniature's update (budget=mini's batch of 32, fp32, 8x more updates a timed run):
   ms/update at 8x8 and 16x16 (a figure that needs spatial extent pays cost_16px_over_8px), and
-  at 8x8 with torch.compile alone (compile_speedup_8px; not with --no-compile).
+  at 8x8 with torch.compile alone (compile_speedup_8px; not with --no-compile); the bare loop
+  at 8x8 against 5 copies of the model updated as one through torch.func's vmap, each on its
+  own batch (stacking_speedup_8px: what training a curve's 5 seeds together would gain).
 
 Timings depend on what else the machine runs: compare numbers from one run, not across runs.
 """

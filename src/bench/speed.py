@@ -1,5 +1,6 @@
 """The bench's contenders and their timing (what each measures: src/bench/__init__.py)."""
 
+import copy
 import datetime
 import math
 import os
@@ -28,6 +29,7 @@ GPU_COMPILE_MODES = ("max-autotune", "reduce-overhead")
 # The miniature's update (budget=mini): its batch, the digits' 8x8 and twice that, and more
 # updates per timed run than the CIFAR-sized contenders (an update is ~10x cheaper).
 MINI_BATCH, MINI_SIZES, MINI_STEPS = 32, (8, 16), 8
+MINI_SEEDS = 5  # a figure curve's seeds, trained as one stacked model by the batched contender
 
 
 def options(device: str, **given) -> Namespace:
@@ -95,6 +97,9 @@ def miniature(args, device: torch.device) -> dict:
     if not args.miniature:
         return {}
     runs = {f"mini_{size}px": run(f"dataset.image_size={size}") for size in MINI_SIZES}
+    cfg = training_config(device, MINI_STEPS, MINI_BATCH, "dataset.image_size=8")
+    runs["mini_bare_8px"] = Repeat(BareRun(cfg, device), MINI_STEPS)
+    runs["mini_seeds_8px"] = Repeat(StackedSeedsRun(cfg, device, MINI_SEEDS), MINI_STEPS)
     if not args.no_compile:
         runs["compile_mini_8px"] = run("dataset.image_size=8", "trainer.compile=true")
     return runs
@@ -116,6 +121,41 @@ class BareRun:
             self.optimizer.zero_grad()
             loss.backward()
             self.optimizer.step()
+
+
+class StackedSeedsRun:
+    """`seeds` copies of the model updated as one, each on its own batch: torch.func's stacked
+    parameters, vmap over the copies (convolutions become grouped ones), SGD with momentum and
+    weight decay on the stacked tensors, as BareRun does for one copy. Under vmap BatchNorm
+    keeps no running statistics (replace_all_batch_norm_modules_), which an update's cost does
+    not notice: this measures what training a figure's seeds together would cost, it is not a
+    training path."""
+
+    def __init__(self, cfg, device: torch.device, seeds: int):
+        data, model, _, _ = build(cfg, device)
+        torch.func.replace_all_batch_norm_modules_(model)
+        params, buffers = torch.func.stack_module_state(
+            [copy.deepcopy(model) for _ in range(seeds)])
+        trained = {name for name, p in model.named_parameters() if p.requires_grad}
+        self.params = {name: p.detach() for name, p in params.items() if name in trained}
+        # frozen parameters (the norms' affines) go with the buffers: no gradient, no update
+        self.buffers = buffers | {n: p.detach() for n, p in params.items() if n not in trained}
+        self.velocity = {name: torch.zeros_like(p) for name, p in self.params.items()}
+        skeleton = copy.deepcopy(model).to("meta")
+
+        def loss(params, buffers, x, y):
+            return F.cross_entropy(torch.func.functional_call(skeleton, (params, buffers),
+                                                              (x,)), y)
+        self.gradients = torch.func.vmap(torch.func.grad(loss))
+        x, y = next(iter(data.train.epoch(0)))
+        self.x, self.y = x.expand(seeds, *x.shape).clone(), y.expand(seeds, *y.shape).clone()
+
+    def __call__(self, steps: int) -> None:
+        for _ in range(steps):
+            grads = self.gradients(self.params, self.buffers, self.x, self.y)
+            for name, p in self.params.items():
+                step = self.velocity[name].mul_(0.9).add_(grads[name].add_(p, alpha=5e-4))
+                p.sub_(step, alpha=0.1)
 
 
 def loaders(images: int, batch: int, device: torch.device, workers: int):
@@ -220,7 +260,11 @@ def measure(args, device: torch.device) -> dict:
             "compiled_8px_ms_per_update": mini.get("compile_mini_8px"),
             "compile_speedup_8px": mini["mini_8px"] / mini["compile_mini_8px"]
             if "compile_mini_8px" in mini else None,
-            "compile_8px_first_run_s": compiled.get("compile_mini_8px", {}).get("compile_s")},
+            "compile_8px_first_run_s": compiled.get("compile_mini_8px", {}).get("compile_s"),
+            "bare_8px_ms_per_update": mini["mini_bare_8px"],
+            "seeds_stacked": MINI_SEEDS,
+            "stacked_8px_ms_per_seed_update": mini["mini_seeds_8px"] / MINI_SEEDS,
+            "stacking_speedup_8px": mini["mini_bare_8px"] * MINI_SEEDS / mini["mini_seeds_8px"]},
         "overhead_ratio": m["fp32"] / m["bare"],
         "overhead_ratio_all_sets": m["fit_all_sets"] / m["bare"],
         "fit_all_sets_ms_per_step": m["fit_all_sets"] * 1e3,

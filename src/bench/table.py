@@ -62,6 +62,11 @@ def _miniature(mini: dict) -> list[str]:
     lines += [f"  3x{s}x{s}{'':<{29 - 2 * len(str(s))}}{ms:10.1f} ms/update"
               for s, ms in sizes.items()]
     lines.append(f"  cost of 16x16 over 8x8           {mini['cost_16px_over_8px']:10.2f}")
+    lines += [f"  3x8x8, bare PyTorch loop         {mini['bare_8px_ms_per_update']:10.1f}"
+              " ms/update",
+              f"  3x8x8, {mini['seeds_stacked']} seeds stacked (vmap)  "
+              f"{mini['stacked_8px_ms_per_seed_update']:10.1f} ms/update a seed",
+              f"  stacking speedup at 8x8          {mini['stacking_speedup_8px']:10.2f}"]
     if mini["compiled_8px_ms_per_update"] is not None:
         lines += [f"  3x8x8, torch.compile             {mini['compiled_8px_ms_per_update']:10.1f}"
                   " ms/update",
