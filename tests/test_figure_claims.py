@@ -455,6 +455,12 @@ def test_equilibrium_claim_needs_three_seeds(tmp_path):
     assert claim.holds is None
     assert claim.why == "n/a: the claim is on seed means: it needs 3 completed seeds a curve"
 
+    write_job(tmp_path / "flat" / "lr0.4", "fig_equilibrium",
+              ["optimizer.lr=0.4", "schedule.milestones=[]"],
+              [epoch_record(EQ_SPE, 1)], done(steps=EQ_END))
+    claim = measured(tmp_path / "flat", "fig_equilibrium")["same_effective_lr"]
+    assert claim.why == "n/a: the runs have no switch: schedule.milestones is empty"
+
 
 @pytest.mark.parametrize("good", [True, False])
 def test_toy_claims(tmp_path, good):

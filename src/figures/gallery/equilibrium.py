@@ -37,6 +37,8 @@ def same_effective_lr_measure(jobs):
         runs = {}
         for job in completed(group, f"lr={lr:g}", failures):
             opt, schedule = job.config.optimizer, job.config.schedule
+            if not schedule.get("milestones"):
+                raise NotEvaluable("the runs have no switch: schedule.milestones is empty")
             width = WINDOWS / (lr * schedule.factor * opt.weight_decay)
             switch = schedule.milestones[0] * steps_per_epoch(job)
             runs[seed(job)] = {"end": _window_mean(job, total_steps(job) + 1, width),
