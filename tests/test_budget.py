@@ -203,8 +203,8 @@ def test_bad_budgets_are_one_clear_error(overrides, words):
 
 def test_a_phase_lost_to_rounding_is_refused():
     with pytest.raises(UserError, match=r"budget.k=1000: .* a phase of less than one update"):
-        mini("+experiment=fig_equilibrium", "dataset=digits", "trainer.epochs=2",
-             "schedule.milestones=[1]", "budget.k=1000")
+        mini("+experiment=fig_equilibrium", "optimizer.lr=0.4", "dataset=digits",
+             "trainer.epochs=2", "schedule.milestones=[1]", "budget.k=1000")
 
 
 @pytest.mark.parametrize("overrides, launcher, n_jobs", [

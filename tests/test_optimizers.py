@@ -104,7 +104,7 @@ def test_an_sgd_recipe_run_with_adamw_says_what_it_does_not_use(tiny_cfg, caplog
 
 
 # What only SGD has, refused in one line: paper A's ablation of ExpLR; paper C's experiment,
-# whose LR division ends at SGD's LR 0.1 (a factor above 1 from AdamW's LR).
+# whose LR division ends at SGD's LR 0.4 (a factor above 1 from AdamW's LR).
 SGD_ONLY = {"fig_instant_decay": "is SGD's", "fig_equilibrium": "schedule.factor="}
 
 
