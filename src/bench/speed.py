@@ -30,6 +30,7 @@ GPU_COMPILE_MODES = ("max-autotune", "reduce-overhead")
 # updates per timed run than the CIFAR-sized contenders (an update is ~10x cheaper).
 MINI_BATCH, MINI_SIZES, MINI_STEPS = 32, (8, 16), 8
 MINI_SEEDS = 5  # a figure curve's seeds, trained as one stacked model by the batched contender
+BARE_SGD = {"lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4}  # the plain loops' optimizer
 
 
 def options(device: str, **given) -> Namespace:
@@ -111,8 +112,7 @@ class BareRun:
     def __init__(self, cfg, device: torch.device):
         data, self.model, _, _ = build(cfg, device)
         self.x, self.y = next(iter(data.train.epoch(0)))
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.1, momentum=0.9,
-                                         weight_decay=5e-4)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), **BARE_SGD)
 
     def __call__(self, steps: int) -> None:
         self.model.train()
@@ -125,11 +125,10 @@ class BareRun:
 
 class StackedSeedsRun:
     """`seeds` copies of the model updated as one, each on its own batch: torch.func's stacked
-    parameters, vmap over the copies (convolutions become grouped ones), SGD with momentum and
-    weight decay on the stacked tensors, as BareRun does for one copy. Under vmap BatchNorm
-    keeps no running statistics (replace_all_batch_norm_modules_), which an update's cost does
-    not notice: this measures what training a figure's seeds together would cost, it is not a
-    training path."""
+    parameters, vmap over the copies (convolutions become grouped ones), BareRun's SGD on the
+    stacked tensors. Under vmap BatchNorm keeps no running statistics
+    (replace_all_batch_norm_modules_), which an update's cost does not notice: this measures
+    what training a figure's seeds together would cost, it is not a training path."""
 
     def __init__(self, cfg, device: torch.device, seeds: int):
         data, model, _, _ = build(cfg, device)
@@ -140,7 +139,7 @@ class StackedSeedsRun:
         self.params = {name: p.detach() for name, p in params.items() if name in trained}
         # frozen parameters (the norms' affines) go with the buffers: no gradient, no update
         self.buffers = buffers | {n: p.detach() for n, p in params.items() if n not in trained}
-        self.velocity = {name: torch.zeros_like(p) for name, p in self.params.items()}
+        self.optimizer = torch.optim.SGD(self.params.values(), **BARE_SGD)
         skeleton = copy.deepcopy(model).to("meta")
 
         def loss(params, buffers, x, y):
@@ -154,8 +153,8 @@ class StackedSeedsRun:
         for _ in range(steps):
             grads = self.gradients(self.params, self.buffers, self.x, self.y)
             for name, p in self.params.items():
-                step = self.velocity[name].mul_(0.9).add_(grads[name].add_(p, alpha=5e-4))
-                p.sub_(step, alpha=0.1)
+                p.grad = grads[name]
+            self.optimizer.step()  # elementwise: the same update for every copy
 
 
 def loaders(images: int, batch: int, device: torch.device, workers: int):
