@@ -7,6 +7,7 @@ import timm
 import torch
 import torch.nn.functional as F
 
+from src.config.prepare import prepare
 from src.engine.build import build
 from src.engine.metrics import intrinsic_grad_sq
 from src.engine.step import TrainStep
@@ -32,7 +33,7 @@ def test_vgg_is_registered_in_timm():
 
 
 def test_paper_b_layout_is_found_numerically(tiny_cfg):
-    _, model, optimizer, _ = build(tiny_cfg(*GD), torch.device("cpu"))
+    _, model, optimizer, _ = build(prepare(tiny_cfg(*GD)), torch.device("cpu"))
     names = {id(p): n for n, p in model.named_parameters()}
     groups = {g["name"]: [names[id(p)] for p in g["params"]] for g in optimizer.param_groups}
     sets = [[names[id(p)] for p in s] for s in group_sets(optimizer)]
@@ -53,7 +54,7 @@ def test_gd_identities_of_every_invariant_set(tiny_cfg):
     effective LR lr/||w_t||^2 of each falls exactly as the theory says; the records' measure
     is paper B's sum_i ||w_i||^2 ||grad_i F||^2 + ||grad_g F||^2 of these gradients."""
     cfg = tiny_cfg(*GD)
-    data, model, optimizer, schedule = build(cfg, torch.device("cpu"))
+    data, model, optimizer, schedule = build(prepare(cfg), torch.device("cpu"))
     step = TrainStep(model.train(), optimizer, schedule, cfg.trainer, torch.device("cpu"))
     sets, lr = group_sets(optimizer), cfg.optimizer.lr
     ((x, y),) = list(data.train.epoch(0))  # one batch: the whole training set
@@ -86,7 +87,7 @@ def test_full_gradient_of_the_whole_set_is_the_gd_update_measure(tiny_cfg):
     """trainer.full_gradient_images (SGD's measure) on the batch of a GD update gives that
     update's own record, and leaves the gradients and BN's running statistics alone."""
     cfg = tiny_cfg(*GD)
-    data, model, optimizer, schedule = build(cfg, torch.device("cpu"))
+    data, model, optimizer, schedule = build(prepare(cfg), torch.device("cpu"))
     step = TrainStep(model.train(), optimizer, schedule, cfg.trainer, torch.device("cpu"))
     x, y = data.train.first(10_000)
     buffers = [b.clone() for b in model.buffers()]

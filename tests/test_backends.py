@@ -1,6 +1,6 @@
-"""trainer.precision=auto, trainer.tf32, trainer.deterministic, trainer.compile_mode: the choice
-made per hardware (the CUDA branches with a described device), the torch settings each stands
-for, what metadata.json records, and bad values refused."""
+"""trainer.precision=auto, trainer.channels_last=auto, trainer.tf32, trainer.deterministic,
+trainer.compile_mode: the choice made per hardware (the CUDA branches with a described device),
+the torch settings each stands for, what metadata.json records, and bad values refused."""
 
 import json
 import os
@@ -43,6 +43,23 @@ def test_auto_resolves_to_this_machines_choice_and_the_fast_preset(tiny_cfg):
     assert prepare(cfg) is cfg
     expected = choose_precision(bf16_support(torch.device("cpu")))[0]
     assert cfg.trainer.precision == expected
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (["trainer.precision=fp64"], True),   # a CPU's float64 convolutions: faster in NHWC
+    (["trainer.precision=fp32"], False),  # model-dependent in float32: left contiguous
+    (["trainer.precision=fp64", "trainer.channels_last=false"], False),  # as asked
+    (["trainer.precision=fp32", "trainer.channels_last=true"], True),
+])
+def test_auto_channels_last_is_float64_on_a_cpu(tiny_cfg, overrides, expected):
+    cfg = prepare(tiny_cfg("trainer.device=cpu", *overrides))
+    assert cfg.trainer.channels_last is expected
+
+
+def test_a_config_with_auto_left_is_not_built(tiny_cfg):
+    from src.engine.build import build
+    with pytest.raises(ValueError, match="trainer.channels_last=auto: prepare the config"):
+        build(tiny_cfg("trainer.precision=fp64"), torch.device("cpu"))
 
 
 def test_cuda_settings_fp32_means_fp32_and_deterministic(tiny_cfg):

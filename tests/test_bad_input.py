@@ -122,6 +122,9 @@ CASES = [
     ("schedule=step schedule.milestones=[5,2]",
      "schedule.milestones=[5, 2] is not allowed: use increasing"),
     ("schedule=step schedule.factor=2", "schedule.factor=2 is not allowed: use a number in (0, 1]"),
+    # a value made by an interpolation names what it is made of (here optimizer.lr)
+    ("+experiment=fig_equilibrium hydra.mode=RUN", "schedule.factor=4.0 (= ${{ratio:0.4,"
+     "${{optimizer.lr}}}}) is not allowed"),  # (braces doubled: the words are formatted)
     ("schedule=texp schedule.momentum_correction=2", "schedule.momentum_correction=2 is not "
      "allowed: use true or false"),
     ("model=vgg11_cifar model.kwargs.width=0", "model.kwargs.width=0 is not allowed: use a "

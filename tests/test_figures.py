@@ -11,6 +11,7 @@ import pytest
 from omegaconf import OmegaConf
 from PIL import Image
 
+from src.config.prepare import prepare
 from src.config.resolvers import CONF, grid_folder_names
 from src.errors import UserError
 from src.figures import draw, get_figure, load_jobs, series
@@ -126,7 +127,12 @@ def test_figure_grid_runs_and_draws(experiment, budget, monkeypatch, tmp_path):
     for key in figure.final:
         assert f"| {key} |" in table
     # two steps decide few claims: each is measured or says why not, none crashes
-    found = json.loads((sweep_dir / "table.json").read_text())["claims"]
+    written = json.loads((sweep_dir / "table.json").read_text())
+    if jobs[0].config.task == "train":  # the setting names the image size (fig_norms: 8-16)
+        sizes = sorted({job.config.dataset.image_size for job in jobs})
+        size = sizes[0] if len(sizes) == 1 else f"{sizes[0]}-{sizes[-1]}"
+        assert written["setting"].startswith(f"{jobs[0].config.dataset.name} {size} px, ")
+    found = written["claims"]
     assert [c["name"] for c in found] == [c.name for c in figure.checks]
     for claim in found:
         assert claim["holds"] in (True, False, None)
@@ -271,8 +277,8 @@ def test_last_checkpoint_goes_to_wandb_only_when_asked(tiny_cfg, tmp_path, monke
     logged = []
     monkeypatch.setattr(WandbSink, "log_checkpoint", lambda self, path: logged.append(path))
     for opt_in in ("false", "true"):
-        train(tiny_cfg("logger=wandb", "logger.mode=offline", "model=preresnet20",
+        train(prepare(tiny_cfg("logger=wandb", "logger.mode=offline", "model=preresnet20",
                        "dataset.image_size=8", "dataset.crop_padding=1", "trainer.batch_size=64",
-                       "trainer.max_steps=1", f"logger.log_checkpoints={opt_in}"),
+                       "trainer.max_steps=1", f"logger.log_checkpoints={opt_in}")),
               tmp_path / opt_in)
     assert logged == [tmp_path / "true" / "checkpoints" / "last.pt"]

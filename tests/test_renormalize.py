@@ -53,6 +53,7 @@ def test_projected_sgd_keeps_the_norm_of_every_invariant_set(tiny_cfg):
     import torch
     import torch.nn.functional as F
 
+    from src.config.prepare import prepare
     from src.engine.build import build
     from src.optim.groups import split_parameters
 
@@ -61,7 +62,7 @@ def test_projected_sgd_keeps_the_norm_of_every_invariant_set(tiny_cfg):
         cfg = tiny_cfg(*SMALL, "trainer.precision=fp64", "optimizer.momentum=0",
                        "optimizer.weight_decay=0", "optimizer.lr=1.0",
                        "model.norm_eps=1e-30", f"optimizer.projected={projected}")
-        data, model, optimizer, _ = build(cfg, torch.device("cpu"))
+        data, model, optimizer, _ = build(prepare(cfg), torch.device("cpu"))
         named = dict(model.named_parameters())
         sets = [[named[n] for n in names] for names in
                 split_parameters(model, data.input_shape).sets]
@@ -88,13 +89,14 @@ def test_the_guard_acts_on_its_own_interval_not_the_logging_one(tiny_cfg):
     updates 0 and 2 and leaves updates 1 and 3 alone."""
     import torch
 
+    from src.config.prepare import prepare
     from src.engine.build import build
     from src.engine.step import TrainStep
 
     cfg = tiny_cfg("model=preresnet20", "dataset.num_train=64", "trainer.precision=fp64",
                    "trainer.log_every_n_steps=1000", "trainer.renormalize_every_n_steps=2",
                    "trainer.renormalize_above=1.0", "schedule=exp")
-    data, model, optimizer, schedule = build(cfg, torch.device("cpu"))
+    data, model, optimizer, schedule = build(prepare(cfg), torch.device("cpu"))
     train_step = TrainStep(model.train(), optimizer, schedule, cfg.trainer, torch.device("cpu"))
     scales = []
     for t, (x, y) in enumerate(list(data.train.epoch(0))[:4]):

@@ -89,8 +89,9 @@ class Repeat:
 
 
 def miniature(args, device: torch.device) -> dict:
-    """The miniature's update at each image size, fp32 eager, and at 8x8 compiled (fp32, no
-    channels_last: compile alone) unless --no-compile; none when args.miniature is false."""
+    """The miniature's update at each image size, fp32 eager; at 8x8 in fp32 and fp64 in
+    either memory layout; at 8x8 compiled (fp32, no channels_last: compile alone) unless
+    --no-compile; none when args.miniature is false."""
     def run(*overrides):
         cfg = training_config(device, args.steps * MINI_STEPS, MINI_BATCH, *overrides)
         return Repeat(FitRun(cfg, device), MINI_STEPS)
@@ -98,6 +99,11 @@ def miniature(args, device: torch.device) -> dict:
     if not args.miniature:
         return {}
     runs = {f"mini_{size}px": run(f"dataset.image_size={size}") for size in MINI_SIZES}
+    # the layouts trainer.channels_last=auto chooses between (src/engine/backends.py)
+    runs["mini_nhwc_8px"] = run("dataset.image_size=8", CHANNELS_LAST)
+    for layout in ("false", "true"):
+        runs[f"mini_fp64_nhwc_{layout}_8px"] = run(
+            "dataset.image_size=8", "trainer.precision=fp64", f"trainer.channels_last={layout}")
     cfg = training_config(device, MINI_STEPS, MINI_BATCH, "dataset.image_size=8")
     runs["mini_bare_8px"] = Repeat(BareRun(cfg, device), MINI_STEPS)
     runs["mini_seeds_8px"] = Repeat(StackedSeedsRun(cfg, device, MINI_SEEDS), MINI_STEPS)
@@ -263,7 +269,11 @@ def measure(args, device: torch.device) -> dict:
             "bare_8px_ms_per_update": mini["mini_bare_8px"],
             "seeds_stacked": MINI_SEEDS,
             "stacked_8px_ms_per_seed_update": mini["mini_seeds_8px"] / MINI_SEEDS,
-            "stacking_speedup_8px": mini["mini_bare_8px"] * MINI_SEEDS / mini["mini_seeds_8px"]},
+            "stacking_speedup_8px": mini["mini_bare_8px"] * MINI_SEEDS / mini["mini_seeds_8px"],
+            "layouts_8px_ms_per_update": {
+                "fp32": {"contiguous": mini["mini_8px"], "channels_last": mini["mini_nhwc_8px"]},
+                "fp64": {"contiguous": mini["mini_fp64_nhwc_false_8px"],
+                         "channels_last": mini["mini_fp64_nhwc_true_8px"]}}},
         "overhead_ratio": m["fp32"] / m["bare"],
         "overhead_ratio_all_sets": m["fit_all_sets"] / m["bare"],
         "fit_all_sets_ms_per_step": m["fit_all_sets"] * 1e3,

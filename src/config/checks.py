@@ -156,7 +156,8 @@ CHECKS: dict[str, Check | None] = {
     "trainer.batch_size": integer(1),
     "trainer.device": one_of(DEVICES),
     "trainer.precision": one_of(PRECISIONS),
-    "trainer.channels_last": BOOLEAN,
+    "trainer.channels_last": (lambda v: isinstance(v, bool) or v == "auto",
+                              "true, false or auto"),
     "trainer.compile": (lambda v: isinstance(v, bool) or v in COMPILE_BACKENDS,
                         "true, false or a backend: " + ", ".join(COMPILE_BACKENDS)),
     "trainer.compile_mode": one_of(COMPILE_MODES),
@@ -250,7 +251,16 @@ def check_values(cfg: DictConfig) -> None:
         ok, allowed = found[1]
         value = _plain(OmegaConf.select(cfg, key, throw_on_missing=False))
         if not ok(value):
-            raise UserError(f"{key}={value!r} is not allowed: use {allowed}")
+            raise UserError(f"{key}={value!r}{_derived(cfg, key)} is not allowed: use {allowed}")
+
+
+def _derived(cfg: DictConfig, key: str) -> str:
+    """Where an interpolated value comes from (' = ${...}'), since the key to change is there."""
+    parent, _, name = key.rpartition(".")
+    node = OmegaConf.select(cfg, parent) if parent else cfg
+    if not isinstance(node, DictConfig) or not OmegaConf.is_interpolation(node, name):
+        return ""
+    return f" (= {OmegaConf.to_container(node, resolve=False)[name]})"
 
 
 def check_relations(cfg: DictConfig) -> None:

@@ -13,7 +13,12 @@ from omegaconf import DictConfig, open_dict
 
 from src.config.budget import apply_budget
 from src.config.checks import check_relations, check_values
-from src.engine.backends import bf16_support, choose_precision, resolve_device
+from src.engine.backends import (
+    bf16_support,
+    choose_channels_last,
+    choose_precision,
+    resolve_device,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +54,9 @@ def _warn_unused(cfg: DictConfig) -> None:
 
 def _resolve_hardware(trainer: DictConfig) -> None:
     """trainer.device=auto -> cpu or cuda, trainer.precision=auto -> what this device computes
-    fastest. A resume on hardware that would choose another precision is then refused as a
-    different config, since its numbers would come from another arithmetic."""
+    fastest, trainer.channels_last=auto -> the memory layout measured faster for it. A resume
+    on hardware that would choose another precision is then refused as a different config,
+    since its numbers would come from another arithmetic."""
     device = resolve_device(trainer.device)
     with open_dict(trainer):
         trainer.device = device.type
@@ -58,3 +64,6 @@ def _resolve_hardware(trainer: DictConfig) -> None:
             precision, why = choose_precision(bf16_support(device))
             trainer.precision = precision
             log.info("trainer.precision=auto on %s: %s (%s)", device.type, precision, why)
+        if trainer.channels_last == "auto":
+            trainer.channels_last, why = choose_channels_last(device, trainer.precision)
+            log.debug("trainer.channels_last=auto: %s (%s)", trainer.channels_last, why)

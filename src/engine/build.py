@@ -27,9 +27,11 @@ def build(cfg: DictConfig, device: torch.device, world: World | None = None):
     for the loop: the scheduler (a torch LRScheduler, src/optim/scheduler.py) has set the
     values of update 0."""
     world = world or World()
-    if cfg.trainer.precision not in DTYPES:
-        raise ValueError(f"trainer.precision={cfg.trainer.precision}: prepare the config first "
-                         f"(src.config.prepare.prepare resolves auto)")
+    for key, value in (("precision", cfg.trainer.precision),
+                       ("channels_last", cfg.trainer.channels_last)):
+        if value == "auto":
+            raise ValueError(f"trainer.{key}=auto: prepare the config first "
+                             f"(src.config.prepare.prepare resolves auto)")
     apply_backend_settings(backend_settings(cfg.trainer, device.type))
     dtype = DTYPES[cfg.trainer.precision]
     data = build_data(cfg.dataset, batch_size=cfg.trainer.batch_size, seed=cfg.seed,

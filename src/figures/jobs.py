@@ -85,11 +85,13 @@ def setting(jobs: list[Job]) -> str:
     cfg = jobs[0].config
     if cfg.task != "train":
         return f"{cfg.task}, {len(jobs)} job(s)"
-    def span(key: str) -> str:  # curves may differ in length and batch (GD's is the set)
+    def span(key: str) -> str:  # curves may differ in length, batch (GD's is the set), size
         values = sorted({OmegaConf.select(job.config, key) for job in jobs})
         return f"{values[0]}" if len(values) == 1 else f"{values[0]}-{values[-1]}"
-    return (f"{cfg.dataset.name}, {cfg.model.name}, {span('trainer.epochs')} epochs, batch "
-            f"{span('trainer.batch_size')}, {len(jobs)} job(s)")
+    # CIFAR's images have their fixed size (no key); the digits and ImageNet name theirs
+    size = "" if cfg.dataset.get("image_size") is None else f" {span('dataset.image_size')} px"
+    return (f"{cfg.dataset.name}{size}, {cfg.model.name}, {span('trainer.epochs')} epochs, "
+            f"batch {span('trainer.batch_size')}, {len(jobs)} job(s)")
 
 
 def find_grids(root: Path) -> list[Path]:
