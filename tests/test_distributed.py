@@ -14,9 +14,12 @@ from src.tracking.run_format import read_metrics
 from tests.conftest import ROOT
 
 # GroupNorm: no batch statistics, so 2 processes of 16 images compute the same update as 1 of 32.
+# The contiguous layout (float64's auto is NHWC, twice as fast): the SIGTERM test needs the
+# 12 updates to outlast torchrun's delay in passing the signal on.
 RUN = ["logger=none", "dataset=synthetic", "trainer.device=cpu", "trainer.epochs=2",
        "trainer.batch_size=32", "trainer.max_steps=12", "trainer.log_every_n_steps=1",
-       "model=preresnet20", "model.norm=gn", "trainer.precision=fp64"]
+       "model=preresnet20", "model.norm=gn", "trainer.precision=fp64",
+       "trainer.channels_last=false"]
 TORCHRUN = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
             "src.train"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -136,6 +136,10 @@ def test_exp_lr_claims(tmp_path, good):
     mean = [statistics.fmean(column) for column in zip(*expected, strict=True)]
     assert ratio["seed_mean_window_means"][key] == pytest.approx(mean, rel=1e-12)
     assert ratio["seed_mean_window_means"]["si/norm_sq_over_lr"] == [50.0] * 3
+    errors = [statistics.stdev(column) / 5**0.5 / m
+              for column, m in zip(zip(*expected, strict=True), mean, strict=True)]
+    assert ratio["seed_mean_relative_standard_errors"][key] == pytest.approx(errors, rel=1e-9)
+    assert ratio["seed_mean_relative_standard_errors"]["si/norm_sq_over_lr"] == [0.0] * 3
     assert ratio["spread"]["si/norm_sq_over_lr"] == 0.0
     spread = ratio["spread"][key]
     if good:  # single records 50 % apart, seeds' windows up to 17 % apart, the mean level

@@ -90,8 +90,8 @@ class Repeat:
 
 def miniature(args, device: torch.device) -> dict:
     """The miniature's update at each image size, fp32 eager; at 8x8 in fp32 and fp64 in
-    either memory layout; at 8x8 compiled (fp32, no channels_last: compile alone) unless
-    --no-compile; none when args.miniature is false."""
+    either memory layout, on one thread; at 8x8 compiled (fp32, no channels_last: compile
+    alone) unless --no-compile; none when args.miniature is false."""
     def run(*overrides):
         cfg = training_config(device, args.steps * MINI_STEPS, MINI_BATCH, *overrides)
         return Repeat(FitRun(cfg, device), MINI_STEPS)
@@ -99,17 +99,24 @@ def miniature(args, device: torch.device) -> dict:
     if not args.miniature:
         return {}
     runs = {f"mini_{size}px": run(f"dataset.image_size={size}") for size in MINI_SIZES}
-    # the layouts trainer.channels_last=auto chooses between (src/engine/backends.py)
-    runs["mini_nhwc_8px"] = run("dataset.image_size=8", CHANNELS_LAST)
-    for layout in ("false", "true"):
-        runs[f"mini_fp64_nhwc_{layout}_8px"] = run(
-            "dataset.image_size=8", "trainer.precision=fp64", f"trainer.channels_last={layout}")
+    # the layouts trainer.channels_last=auto chooses between (src/engine/backends.py), on one
+    # thread as a grid's jobs run (conf/hydra/launcher/joblib_2.yaml)
+    for precision in ("fp32", "fp64"):
+        for layout in ("false", "true"):
+            runs[f"mini_{precision}_nhwc_{layout}_8px"] = one_thread(run(
+                "dataset.image_size=8", f"trainer.precision={precision}",
+                f"trainer.channels_last={layout}"))
     cfg = training_config(device, MINI_STEPS, MINI_BATCH, "dataset.image_size=8")
     runs["mini_bare_8px"] = Repeat(BareRun(cfg, device), MINI_STEPS)
     runs["mini_seeds_8px"] = Repeat(StackedSeedsRun(cfg, device, MINI_SEEDS), MINI_STEPS)
     if not args.no_compile:
         runs["compile_mini_8px"] = run("dataset.image_size=8", "trainer.compile=true")
     return runs
+
+
+def one_thread(run):
+    run.threads = 1  # seconds() times it on one thread
+    return run
 
 
 class BareRun:
@@ -234,8 +241,9 @@ def seconds(runs: dict, args) -> tuple[dict, dict, int | None]:
     after_compiling = graphs_compiled() if compiled else None
     means = {}
     for name, run in runs.items():
+        threads = getattr(run, "threads", torch.get_num_threads())
         measurement = Timer(stmt="run(steps)", globals={"run": run, "steps": args.steps},
-                            num_threads=torch.get_num_threads(), label=name).timeit(args.rounds)
+                            num_threads=threads, label=name).timeit(args.rounds)
         means[name] = measurement.mean
     recompiles = graphs_compiled() - after_compiling if compiled else None
     return means, compiled, recompiles
@@ -270,10 +278,9 @@ def measure(args, device: torch.device) -> dict:
             "seeds_stacked": MINI_SEEDS,
             "stacked_8px_ms_per_seed_update": mini["mini_seeds_8px"] / MINI_SEEDS,
             "stacking_speedup_8px": mini["mini_bare_8px"] * MINI_SEEDS / mini["mini_seeds_8px"],
-            "layouts_8px_ms_per_update": {
-                "fp32": {"contiguous": mini["mini_8px"], "channels_last": mini["mini_nhwc_8px"]},
-                "fp64": {"contiguous": mini["mini_fp64_nhwc_false_8px"],
-                         "channels_last": mini["mini_fp64_nhwc_true_8px"]}}},
+            "layouts_8px_one_thread_ms_per_update": {
+                p: {"contiguous": mini[f"mini_{p}_nhwc_false_8px"],
+                    "channels_last": mini[f"mini_{p}_nhwc_true_8px"]} for p in ("fp32", "fp64")}},
         "overhead_ratio": m["fp32"] / m["bare"],
         "overhead_ratio_all_sets": m["fit_all_sets"] / m["bare"],
         "fit_all_sets_ms_per_step": m["fit_all_sets"] * 1e3,

@@ -67,10 +67,11 @@ def _miniature(mini: dict) -> list[str]:
               f"  3x8x8, {mini['seeds_stacked']} seeds stacked (vmap)  "
               f"{mini['stacked_8px_ms_per_seed_update']:10.1f} ms/update a seed",
               f"  stacking speedup at 8x8          {mini['stacking_speedup_8px']:10.2f}"]
-    for precision, layouts in mini["layouts_8px_ms_per_update"].items():
-        lines += [f"  3x8x8, {precision}, {layout:<14}    {ms:10.1f} ms/update"
-                  for layout, ms in layouts.items()]
-        lines.append(f"  channels_last speedup, {precision}    "
+    for precision, layouts in mini["layouts_8px_one_thread_ms_per_update"].items():
+        for layout, ms in layouts.items():
+            label = f"3x8x8, {precision}, {'NHWC' if layout == 'channels_last' else 'NCHW'}"
+            lines.append(f"  {label + ', 1 thread':<31}{ms:10.1f} ms/update")
+        lines.append(f"  {f'channels_last speedup, {precision}':<31}"
                      f"{layouts['contiguous'] / layouts['channels_last']:10.2f}")
     if mini["compiled_8px_ms_per_update"] is not None:
         lines += [f"  3x8x8, torch.compile             {mini['compiled_8px_ms_per_update']:10.1f}"

@@ -64,8 +64,9 @@ def choose_precision(support: dict) -> tuple[str, str]:
 def choose_channels_last(device: torch.device, precision: str) -> tuple[bool, str]:
     """(channels_last, why) for trainer.channels_last=auto: NHWC where it is faster for every
     model here, float64 on a CPU, whose convolutions torch computes by im2col, cheaper in NHWC
-    (the bench's (e): about 2x an update at 8x8). In float32 on a CPU the gain depends on the
-    model and can be a loss (oneDNN's kernels); on a GPU it has not been measured."""
+    (the bench's (e): 1.8-1.9x an update at 8x8 on one thread). In float32 on a CPU the gain
+    depends on the model and can be a loss (oneDNN's kernels); on a GPU it has not been
+    measured."""
     if device.type == "cpu" and precision == "fp64":
         return True, "float64 convolutions on a CPU are faster in NHWC"
     return False, "measured faster only for float64 on a CPU"

@@ -89,17 +89,21 @@ def ratio_measure(jobs):
     if len(spans) != 1:
         raise NotEvaluable("the ExpLR runs differ in lr x wd or momentum: no common windows")
     (start, width), = spans
-    seed_means, spreads = {}, {}
+    seed_means, errors, spreads = {}, {}, {}
     for key in next(iter(per_seed.values())):
         runs = [own[key]["window_means"] for own in per_seed.values()]
         # the windows every seed has (a completed run of another length has fewer or more)
-        seed_means[key] = [float(np.mean(column)) for column in zip(*runs, strict=False)]
+        columns = [np.array(column) for column in zip(*runs, strict=False)]
+        seed_means[key] = [float(c.mean()) for c in columns]
+        # the measure's resolution: each seed mean's standard error over the seeds, relative
+        errors[key] = [float(c.std(ddof=1) / np.sqrt(len(c)) / c.mean()) if len(c) > 1
+                       else None for c in columns]
         spreads[key] = max(seed_means[key]) / min(seed_means[key]) - 1.0
         if not spreads[key] <= RATIO_SPREAD:
             failures.append(f"{key}'s seed-mean window means vary by {spreads[key]:.3g}")
     return {"after_update": start, "window_updates": width, "seeds": len(per_seed),
             "spread": spreads, "seed_mean_window_means": seed_means,
-            "per_seed": per_seed}, failures
+            "seed_mean_relative_standard_errors": errors, "per_seed": per_seed}, failures
 
 
 def _paper(key: str, low: float, high: float) -> PaperNumber:
