@@ -79,10 +79,11 @@ class FitRun:
 
 
 class Repeat:
-    """A contender run `times` as many updates as the others in each timed run."""
+    """A contender run `times` as many updates as the others in each timed run; `threads`:
+    timed on that many threads (None: the bench's)."""
 
-    def __init__(self, run, times: int):
-        self.run, self.times = run, times
+    def __init__(self, run, times: int, threads: int | None = None):
+        self.run, self.times, self.threads = run, times, threads
 
     def __call__(self, steps: int) -> None:
         self.run(steps * self.times)
@@ -92,9 +93,9 @@ def miniature(args, device: torch.device) -> dict:
     """The miniature's update at each image size, fp32 eager; at 8x8 in fp32 and fp64 in
     either memory layout, on one thread; at 8x8 compiled (fp32, no channels_last: compile
     alone) unless --no-compile; none when args.miniature is false."""
-    def run(*overrides):
+    def run(*overrides, threads=None):
         cfg = training_config(device, args.steps * MINI_STEPS, MINI_BATCH, *overrides)
-        return Repeat(FitRun(cfg, device), MINI_STEPS)
+        return Repeat(FitRun(cfg, device), MINI_STEPS, threads)
 
     if not args.miniature:
         return {}
@@ -103,20 +104,15 @@ def miniature(args, device: torch.device) -> dict:
     # thread as a grid's jobs run (conf/hydra/launcher/joblib_2.yaml)
     for precision in ("fp32", "fp64"):
         for layout in ("false", "true"):
-            runs[f"mini_{precision}_nhwc_{layout}_8px"] = one_thread(run(
+            runs[f"mini_{precision}_nhwc_{layout}_8px"] = run(
                 "dataset.image_size=8", f"trainer.precision={precision}",
-                f"trainer.channels_last={layout}"))
+                f"trainer.channels_last={layout}", threads=1)
     cfg = training_config(device, MINI_STEPS, MINI_BATCH, "dataset.image_size=8")
     runs["mini_bare_8px"] = Repeat(BareRun(cfg, device), MINI_STEPS)
     runs["mini_seeds_8px"] = Repeat(StackedSeedsRun(cfg, device, MINI_SEEDS), MINI_STEPS)
     if not args.no_compile:
         runs["compile_mini_8px"] = run("dataset.image_size=8", "trainer.compile=true")
     return runs
-
-
-def one_thread(run):
-    run.threads = 1  # seconds() times it on one thread
-    return run
 
 
 class BareRun:
@@ -241,7 +237,7 @@ def seconds(runs: dict, args) -> tuple[dict, dict, int | None]:
     after_compiling = graphs_compiled() if compiled else None
     means = {}
     for name, run in runs.items():
-        threads = getattr(run, "threads", torch.get_num_threads())
+        threads = getattr(run, "threads", None) or torch.get_num_threads()
         measurement = Timer(stmt="run(steps)", globals={"run": run, "steps": args.steps},
                             num_threads=threads, label=name).timeit(args.rounds)
         means[name] = measurement.mean
