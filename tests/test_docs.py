@@ -3,12 +3,14 @@ the committed tables, every figure has its table and image, links resolve, the R
 screen; and the pieces of `python -m benchmarks.gallery` that need no training."""
 
 import json
+import math
 import re
 import shutil
 
 import pytest
 
 from benchmarks import gallery
+from src.config.resolvers import compose_config
 from src.figures import draw
 from src.figures.__main__ import main as figures_main
 from src.figures.docs import BEGIN, END, comments, experiment_files, render_docs, rendered
@@ -34,6 +36,18 @@ def test_every_figure_has_its_table_and_image_committed(name):
     missing = [f"{name}.{ext}" for ext in ("json", "png") if not (DOCS / f"{name}.{ext}").is_file()]
     assert not missing, f"docs/figures lacks {missing}: {REGENERATE}"
     assert json.loads((DOCS / f"{name}.json").read_text())["figure"] == name
+
+
+@pytest.mark.parametrize("note", sorted((DOCS / "notes").glob("*.md")), ids=lambda p: p.stem)
+def test_a_notes_count_of_the_papers_jobs_is_its_grids(note):
+    """"(N jobs x E epochs x 50,000)" in a figure's note is the paper-size grid's: the product
+    of its sweep's values and its epochs (a hand-written count drifts when a grid changes)."""
+    found = re.search(r"\((\d+) jobs x (\d+) epochs x 50,000\)", note.read_text())
+    if not found:
+        pytest.skip("no count of the paper's jobs")
+    cfg = compose_config([f"+experiment={note.stem}"], hydra=True)
+    jobs = math.prod(len(str(v).split(",")) for v in cfg.hydra.sweeper.params.values())
+    assert (int(found[1]), int(found[2])) == (jobs, cfg.trainer.epochs)
 
 
 def fake_grid(root):
