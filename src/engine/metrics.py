@@ -5,7 +5,8 @@ sphere), grad_norm, cos_weight_grad (~0 certifies scale invariance: <grad L(w), 
 norm_sq_over_lr ||w||^2/lr (constant under ExpLR), angular_update (the angle between w before
 and after an update, or over an epoch); paper B's stationarity measure (intrinsic_grad_sq);
 and each invariant set's angle, norm and squared gradient norm at unit weights, whose
-equilibrium src/theory/equilibrium.py predicts.
+equilibrium src/theory/equilibrium.py predicts (with every set's own metrics also the squared
+norm of its SGD momentum buffer, momentum_sq).
 """
 
 import math
@@ -201,6 +202,16 @@ class ScaleInvariantMonitor:
         self.before = None
         return record
 
+    @torch.no_grad()
+    def momentum_sq(self, buffers: list[torch.Tensor], scale: float = 1.0) -> dict:
+        """||v||^2 of each set's momentum buffer after the update (SGD's; in the nominal
+        process's units), against which the gradients' memory is measured
+        (src/theory/equilibrium.py's gradient_memory)."""
+        group = self.group
+        v = group.flat(buffers, out=group.scratch)
+        sets = group.per_set(group.per_tensor(group.products((v, v))))[:, 0]
+        return self._summary({"momentum_sq": sets * Rescaling(scale).inverse().momentum_buffer**2})
+
     def start_epoch(self) -> None:
         self.epoch_start = self.group.flat(self.group.params, out=self.epoch_start)
 
@@ -217,10 +228,11 @@ class Monitor:
 
     It hooks the optimizer's step: before it (the weights theta_t and their gradients) the
     norms, effective LR, sphere gradients and paper B's stationarity measure, after it the
-    angle each set turned by. With a scheduler of this package it also reports the overflow
-    guard's scale and the predicted equilibrium angle, and counts updates by the scheduler's
-    last_epoch (else by its own count). tracked: tensors of the group with their own metrics
-    (`all`: every set's own, si/set/<name>/...)."""
+    angle each set turned by (and, with tracked `all`, each set's momentum_sq). With a
+    scheduler of this package it also reports the overflow guard's scale and the predicted
+    equilibrium angle, and counts updates by the scheduler's last_epoch (else by its own
+    count). tracked: tensors of the group with their own metrics (`all`: every set's own,
+    si/set/<name>/...)."""
 
     def __init__(self, optimizer, scheduler=None, every: int = 1, tracked=()):
         groups = {g.get("name"): g for g in optimizer.param_groups}
@@ -267,6 +279,13 @@ class Monitor:
     def _after(self, optimizer, args, kwargs) -> None:
         if self.core.before is not None:
             self.record.update(self.core.after_step())
+            if self.core.per_set:  # every set's own metrics: also its momentum's
+                group = next(g for g in optimizer.param_groups
+                             if g.get("name") == "scale_invariant")
+                buffers = [optimizer.state[p].get("momentum_buffer") for p in group["params"]]
+                if all(b is not None for b in buffers):
+                    scale = self.scheduler.scale if self.scheduler is not None else 1.0
+                    self.record.update(self.core.momentum_sq(buffers, scale))
         self.steps += 1
 
     def __call__(self) -> dict:

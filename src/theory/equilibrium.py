@@ -55,6 +55,19 @@ def equilibrium_norm4(grad_sq: float, lr: float, weight_decay: float, momentum: 
     return grad_sq * lr / (weight_decay * (1.0 - momentum) * (2.0 - il / (1.0 + momentum)))
 
 
+def gradient_memory(momentum_sq: float, grad_sq: float, momentum: float) -> float:
+    """M = (1 - gamma^2) E||v||^2 / E||g||^2, v PyTorch's momentum buffer after an update, g
+    the gradient: 1 for gradients uncorrelated across updates (to first order in eta lambda),
+    above 1 when successive gradients agree, below when they alternate.
+
+    At a stationary norm, whatever the gradients' statistics, E||w||^2 = eta (1+gamma)
+    E||v||^2 / (2 lambda) exactly: from ||w_{t+1}||^2 = ||w_t||^2 - 2 eta <w_t, v_t> +
+    eta^2 ||v_t||^2 and <w_t, v_t> = gamma (<w_{t-1}, v_{t-1}> - eta ||v_{t-1}||^2) +
+    lambda ||w_t||^2 (g orthogonal to w). With L = ||w||^2 ||g||^2 this gives ||w||^4 =
+    M (1 - eta lambda / (2 (1+gamma))) times equilibrium_norm4: Thm 2 is the case M = 1."""
+    return (1.0 - momentum * momentum) * momentum_sq / grad_sq
+
+
 def relaxation_steps(intrinsic_lr: float, momentum: float) -> float:
     """(1-gamma) / (4 eta lambda): updates for a deviation from equilibrium to shrink e-fold."""
     return (1.0 - momentum) / (4.0 * intrinsic_lr)
