@@ -136,8 +136,8 @@ def test_thm_2_misses_by_the_gradients_memory(rho):
         w = w - lr * v
     ratio = np.mean(norm4) / equilibrium_norm4(np.mean(unit_grad_sq), lr, wd, momentum)
     memory = gradient_memory(np.mean(momentum_sq), np.mean(grad_sq), momentum)
-    # M is far from 1 when rho is not 0, where Thm 2 alone misses by M; with M the identity
-    # holds to 1e-4 here (means of products taken as products of means)
+    # M is far from 1 when rho is not 0, and Thm 2 alone misses by M; with M the balance
+    # holds to 1e-4 here (what is left: means of products taken as products of means)
     assert abs(memory - 1.0) < 0.01 if rho == 0.0 else abs(memory - 1.0) > 0.3
     assert ratio == pytest.approx(memory * (1 - lr * wd / (2 * (1 + momentum))), rel=1e-3)
 

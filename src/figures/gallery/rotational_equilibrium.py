@@ -213,12 +213,13 @@ def norm_measure(jobs):
         mean = statistics.fmean(ratios)
         measured[label(job)] = {"mean_ratio": mean, "min_ratio": min(ratios),
                                 "max_ratio": max(ratios)}
-        if len(memories) == len(ratios):  # Thm 2 is the case M = 1 of the exact balance
-            exact = 1.0 - lr * wd / (2.0 * (1.0 + momentum))
+        if len(memories) == len(ratios):
+            # the stationary balance: ||w||^4 = M (1 - lr wd / (2 (1 + momentum))) Thm 2's
+            own = 1.0 - lr * wd / (2.0 * (1.0 + momentum))
             measured[label(job)].update(
                 gradient_memory=statistics.fmean(memories),
                 ratio_over_memory=statistics.fmean(
-                    r / (m * exact) for r, m in zip(ratios, memories, strict=True)))
+                    r / (m * own) for r, m in zip(ratios, memories, strict=True)))
         if not math.isfinite(mean) or abs(mean - 1.0) > NORM_TOLERANCE:
             failures.append(f"{label(job)}: ||w||^4 is {mean:.3f}x Thm 2's (mean over sets)")
     return measured, failures
