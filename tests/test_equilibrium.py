@@ -17,6 +17,7 @@ from src.theory.equilibrium import (
     equilibrium_norm4,
     gradient_memory,
     relaxation_steps,
+    stationary_norm_sq,
     steps_after_division,
 )
 from src.tracking.run_format import read_metrics
@@ -122,13 +123,14 @@ def test_thm_2_misses_by_the_gradients_memory(rho):
     w = rng.standard_normal(dim)
     w *= equilibrium_norm4(1.0, lr, wd, momentum) ** 0.25 / np.linalg.norm(w)
     v, z = np.zeros(dim), rng.standard_normal(dim)
-    norm4, grad_sq, unit_grad_sq, momentum_sq = [], [], [], []
+    norm_sq, norm4, grad_sq, unit_grad_sq, momentum_sq = [], [], [], [], []
     for t in range(4000):
         z = rho * z + math.sqrt(1 - rho * rho) * rng.standard_normal(dim)
         g = z - z @ w / (w @ w) * w
         g /= np.linalg.norm(w) * np.linalg.norm(g)  # L = 1
         v = momentum * v + g + wd * w
         if t >= 2000:  # 20 relaxation times in
+            norm_sq.append(w @ w)
             norm4.append((w @ w) ** 2)
             grad_sq.append(g @ g)
             unit_grad_sq.append((w @ w) * (g @ g))
@@ -140,6 +142,9 @@ def test_thm_2_misses_by_the_gradients_memory(rho):
     # holds to 1e-4 here (what is left: means of products taken as products of means)
     assert abs(memory - 1.0) < 0.01 if rho == 0.0 else abs(memory - 1.0) > 0.3
     assert ratio == pytest.approx(memory * (1 - lr * wd / (2 * (1 + momentum))), rel=1e-3)
+    # the balance behind it is exact at any stationary norm: here to the noise of the means
+    assert np.mean(norm_sq) == pytest.approx(
+        stationary_norm_sq(np.mean(momentum_sq), lr, wd, momentum), rel=1e-3)
 
 
 @pytest.mark.parametrize("start", [2.0, 0.5])

@@ -55,6 +55,13 @@ def equilibrium_norm4(grad_sq: float, lr: float, weight_decay: float, momentum: 
     return grad_sq * lr / (weight_decay * (1.0 - momentum) * (2.0 - il / (1.0 + momentum)))
 
 
+def stationary_norm_sq(momentum_sq: float, lr: float, weight_decay: float,
+                       momentum: float) -> float:
+    """E||w||^2 = eta (1+gamma) E||v||^2 / (2 lambda): exact wherever the norm is stationary,
+    whatever the gradients' statistics (derived under gradient_memory)."""
+    return lr * (1.0 + momentum) * momentum_sq / (2.0 * weight_decay)
+
+
 def gradient_memory(momentum_sq: float, grad_sq: float, momentum: float) -> float:
     """M = (1 - gamma^2) E||v||^2 / E||g||^2, v PyTorch's momentum buffer after an update, g
     the gradient: 1 for gradients uncorrelated across updates (to first order in eta lambda),

@@ -14,6 +14,7 @@ from src.theory.equilibrium import (
     equilibrium_norm4,
     gradient_memory,
     relaxation_steps,
+    stationary_norm_sq,
     steps_after_division,
 )
 
@@ -197,17 +198,21 @@ def norm_measure(jobs):
         e = equilibrium(job)
         lr = e["intrinsic_lr"] / job.value("optimizer.weight_decay")
         wd, momentum = job.value("optimizer.weight_decay"), job.value("optimizer.momentum")
-        ratios, memories = [], []
+        ratios, memories, balances = [], [], []
         for name in e["per_set"]:
             key, tail = f"si/set/{name}/", e["tail"]
             grad_sq = statistics.fmean(r[key + "sphere_grad_sq"] for r in tail)
             norm4 = statistics.fmean(r[key + "weight_norm"] ** 4 for r in tail)
             ratios.append(norm4 / equilibrium_norm4(grad_sq, lr, wd, momentum))
             if all(key + "momentum_sq" in r for r in tail):
+                momentum_sq = statistics.fmean(r[key + "momentum_sq"] for r in tail)
                 memories.append(gradient_memory(
-                    statistics.fmean(r[key + "momentum_sq"] for r in tail),
-                    statistics.fmean(r[key + "sphere_grad_sq"] / r[key + "weight_norm"] ** 2
-                                     for r in tail), momentum))
+                    momentum_sq, statistics.fmean(r[key + "sphere_grad_sq"] /
+                                                  r[key + "weight_norm"] ** 2 for r in tail),
+                    momentum))
+                # 1 wherever the records sample a stationary norm, whatever the gradients
+                balances.append(statistics.fmean(r[key + "weight_norm"] ** 2 for r in tail)
+                                / stationary_norm_sq(momentum_sq, lr, wd, momentum))
         if not ratios:
             raise NotEvaluable(f"{job.path.name}: no per-set records (trainer.track_params=all)")
         mean = statistics.fmean(ratios)
@@ -217,6 +222,7 @@ def norm_measure(jobs):
             # the stationary balance: ||w||^4 = M (1 - lr wd / (2 (1 + momentum))) Thm 2's
             own = 1.0 - lr * wd / (2.0 * (1.0 + momentum))
             measured[label(job)].update(
+                stationary_balance=statistics.fmean(balances),
                 gradient_memory=statistics.fmean(memories),
                 ratio_over_memory=statistics.fmean(
                     r / (m * own) for r, m in zip(ratios, memories, strict=True)))
@@ -265,7 +271,8 @@ def fig_rotational_equilibrium() -> Figure:
                   "L lr / (wd (1 - momentum) (2 - lr wd / (1 + momentum))) with the measured "
                   "L = ||w||^2 ||grad_w||^2 (means over the last third); beside it the "
                   "gradients' memory M = (1 - momentum^2) ||v||^2 / ||grad_w||^2 from the "
-                  "momentum buffers, which Thm 2 takes as 1, and the ratio over M",
+                  "momentum buffers, which Thm 2 takes as 1, the ratio over M, and ||w||^2 "
+                  "over lr (1 + momentum) ||v||^2 / (2 wd), 1 at any stationary norm",
                   f"mean over the sets within {NORM_TOLERANCE:.0%}", norm_measure,
                   {"tolerance": NORM_TOLERANCE}),
         ),
