@@ -258,11 +258,14 @@ class Monitor:
     def _update(self) -> int:
         return self.scheduler.last_epoch if self.scheduler is not None else self.steps
 
+    def _scale(self) -> float:
+        return self.scheduler.scale if self.scheduler is not None else 1.0
+
     def _before(self, optimizer, args, kwargs) -> None:
         step = self._update()
         if step % self.every:
             return
-        scale = self.scheduler.scale if self.scheduler is not None else 1.0
+        scale = self._scale()
         # looked up each time: loading an optimizer state replaces the group dicts
         group = next(g for g in optimizer.param_groups if g.get("name") == "scale_invariant")
         record = self.core.before_step(group["lr"], scale)
@@ -280,12 +283,10 @@ class Monitor:
         if self.core.before is not None:
             self.record.update(self.core.after_step())
             if self.core.per_set:  # every set's own metrics: also its momentum's
-                group = next(g for g in optimizer.param_groups
-                             if g.get("name") == "scale_invariant")
-                buffers = [optimizer.state[p].get("momentum_buffer") for p in group["params"]]
+                state = optimizer.state  # keyed by the parameters, which a loaded state keeps
+                buffers = [state[p].get("momentum_buffer") for p in self.core.group.params]
                 if all(b is not None for b in buffers):
-                    scale = self.scheduler.scale if self.scheduler is not None else 1.0
-                    self.record.update(self.core.momentum_sq(buffers, scale))
+                    self.record.update(self.core.momentum_sq(buffers, self._scale()))
         self.steps += 1
 
     def __call__(self) -> dict:
