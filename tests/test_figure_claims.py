@@ -513,9 +513,48 @@ def test_table_json_carries_the_numbers_of_table_md(tmp_path):
     assert test["measured"]["p"] == pytest.approx(2 / 252, rel=1e-12)  # TEXP 10 sds above
 
 
-def rotation_records(lr, wd, good, divide_at=None, steps=6000, scale=1.0):
+def test_thm2_is_judged_where_the_gradients_are_memoryless(tmp_path):
+    """A run whose gradients alternate (M = 0.8) sits at 0.8x Thm 2's norm: Thm 2's own claim
+    leaves it out (it assumes M = 1) and judges the memoryless run; the claim with M judges
+    both. With no memoryless run Thm 2 is not tested; a norm off both fails both."""
+    name = "fig_rotational_equilibrium"
+
+    def grid(case, second=None):
+        write_job(tmp_path / case / "base", name, ["rotation=base"],
+                  rotation_records(0.1, 5e-4, True, memory=0.8), done())
+        if second is not None:
+            write_job(tmp_path / case / "half_lr", name, ["rotation=half_lr"], second, done())
+        return measured(tmp_path / case, name)
+
+    found = grid("alternating")
+    assert found["norm_matches_thm2"].holds is None
+    assert "Thm 2 itself is not tested" in found["norm_matches_thm2"].why
+    assert found["norm_matches_memory"].holds is True
+    row = found["norm_matches_memory"].measured["constant lr=0.1 wd=0.0005"]
+    assert row["gradient_memory"] == pytest.approx(0.8, rel=1e-12)
+    assert row["mean_ratio"] == pytest.approx(0.8, rel=1e-12)
+    assert row["ratio_over_memory"] == pytest.approx(1 / (1 - 0.1 * 5e-4 / 3.8), rel=1e-12)
+
+    found = grid("and_memoryless", rotation_records(0.05, 1e-3, True))
+    assert found["norm_matches_thm2"].holds is True
+    assert not found["norm_matches_thm2"].measured["constant lr=0.1 wd=0.0005"]["decided"]
+
+    agreeing = rotation_records(0.05, 1e-3, True, memory=1.3)  # Thm 2 alone misses by 1.3
+    found = grid("and_agreeing", agreeing)
+    assert found["norm_matches_thm2"].holds is None and found["norm_matches_memory"].holds
+
+    # the same norms with buffers that show no memory: off both
+    found = grid("off", [{k: v / 1.3 if k.endswith("momentum_sq") else v for k, v in r.items()}
+                         for r in agreeing])
+    assert found["norm_matches_thm2"].holds is False
+    assert "1.300x Thm 2's" in found["norm_matches_thm2"].why
+    assert found["norm_matches_memory"].holds is False
+
+
+def rotation_records(lr, wd, good, divide_at=None, steps=6000, scale=1.0, memory=1.0):
     """Records of a run whose two sets turn by Delta* (good), or by 1.4x and 1x of it, with
-    norms at Thm 2's for L = 2 (good) or 1.3x it; `scale` multiplies the angles (a twin's)."""
+    norms at Thm 2's for L = 2 times the gradients' memory (good) or 1.3x it, and momentum
+    buffers that show that memory; `scale` multiplies the angles (a twin's)."""
     from src.theory.equilibrium import equilibrium_angle, equilibrium_norm4
     records = []
     for t in range(0, steps, 100):
@@ -524,13 +563,15 @@ def rotation_records(lr, wd, good, divide_at=None, steps=6000, scale=1.0):
         angles = [predicted, predicted] if good else [1.4 * predicted, predicted]
         if divide_at is not None and divide_at <= t < divide_at + (12000 if good else 100):
             angles = [predicted / 3, predicted / 3]  # on its way up (good: beyond the bound)
-        norm = equilibrium_norm4(2.0, eta, wd, 0.9) ** 0.25 * (1.0 if good else 1.3)
+        norm = (memory * equilibrium_norm4(2.0, eta, wd, 0.9)) ** 0.25 * (1.0 if good else 1.3)
+        momentum_sq = memory * 2.0 / norm**2 / (1 - 0.9**2)  # M = memory: see gradient_memory
         record = {"step": t, "epoch": t / 100, "si/angular_update_predicted": predicted,
                   "si/sets/angular_update_mean": scale * sum(angles) / 2}
         for name, a in zip(("a", "b"), angles, strict=True):
             record.update({f"si/set/{name}/angular_update": scale * a,
                            f"si/set/{name}/weight_norm": norm,
-                           f"si/set/{name}/sphere_grad_sq": 2.0})
+                           f"si/set/{name}/sphere_grad_sq": 2.0,
+                           f"si/set/{name}/momentum_sq": momentum_sq})
         records.append(record)
     return records
 
@@ -549,7 +590,11 @@ def test_rotational_equilibrium_claims(tmp_path, good):
     assert {k: c.holds for k, c in found.items()} == {
         k: good for k in ("angle_matches_prediction", "equal_intrinsic_lr_equal_angle",
                           "rotational_balance", "twin_same_rotation",
-                          "relaxation_after_division", "norm_matches_thm2")}
+                          "relaxation_after_division", "norm_matches_thm2",
+                          "norm_matches_memory")}
+    thm2 = found["norm_matches_thm2"].measured["constant lr=0.05 wd=0.001"]
+    assert thm2["gradient_memory"] == pytest.approx(1.0, rel=1e-12) and thm2["decided"]
+    assert thm2["mean_ratio"] == pytest.approx(1.0 if good else 1.3**4, rel=1e-12)
     relaxation = found["relaxation_after_division"].measured["step lr=0.1 wd=0.0005"]
     assert relaxation["lower_bound"] == pytest.approx(math.log(10) * 0.1 / (4 * 0.01 * 5e-4))
     assert relaxation["steps_to_95pct"] == (12000 if good else 100)

@@ -342,21 +342,36 @@ def prediction(cfg, refined=True) -> float:
     return predicted_angle(opt.name, opt.lr * opt.weight_decay, 1.0, hyper, refined=refined)
 
 
-def rotation_grid(root, factors=None, relaxations=None, every=10):
+def momentum_sq_for(cfg, memory: float, grad_sq: float) -> float:
+    """||m||^2 of the optimizer's momentum that gradients of squared norm grad_sq with memory M
+    leave: M grad_sq / (1 - b^2) for SGD's buffer, M grad_sq (1 - b) / (1 + b) for an average
+    (AdamW's exp_avg over beta1, Lion's over beta2)."""
+    opt = cfg.optimizer
+    if opt.name == "sgd":
+        return memory * grad_sq / (1 - opt.momentum**2)
+    b = opt.betas[0] if opt.name == "adamw" else opt.betas[1]
+    return memory * grad_sq * (1 - b) / (1 + b)
+
+
+def rotation_grid(root, factors=None, relaxations=None, every=10, memories=None):
     """The nine runs of conf/experiment/fig_rotation_optimizers.yaml, a training record
     every `every` updates: the recorded prediction (as the monitor records it: refined, at
     the process's lr x wd, also for a twin) and an angle that climbs to factors[rotation]
-    (default 1) x it with the relaxation time tau, as 1 - exp(-t / tau) / 2. relaxations:
-    optimizer name -> the run's length in relaxation times (default: the whole run, 31 of
-    them for SGD, 10 for AdamW, 20 for Lion)."""
+    (default 1) x it with the relaxation time tau, as 1 - exp(-t / tau) / 2; one set, of
+    unit norm and gradient, whose momentum shows the gradients' memory memories[rotation]
+    (default 1). relaxations: optimizer name -> the run's length in relaxation times
+    (default: the whole run, 31 of them for SGD, 10 for AdamW, 20 for Lion)."""
     for rotation in ROTATIONS:
         cfg = job_config("fig_rotation_optimizers", [f"rotation={rotation}"])
         tau, predicted = relaxation(cfg), prediction(cfg)
         factor = (factors or {}).get(rotation, 1.0)
         length = (relaxations or {}).get(cfg.optimizer.name)
         end = cfg.trainer.max_steps if length is None else round(length * tau)
+        one_set = {"si/set/a/weight_norm": 1.0, "si/set/a/sphere_grad_sq": 1.0,
+                   "si/set/a/momentum_sq": momentum_sq_for(
+                       cfg, (memories or {}).get(rotation, 1.0), 1.0)}
         records = [{"step": t, "epoch": t / SPE, "train/loss": 0.5, PREDICTED: predicted,
-                    ANGLE: factor * predicted * (1 - 0.5 * math.exp(-t / tau))}
+                    ANGLE: factor * predicted * (1 - 0.5 * math.exp(-t / tau)), **one_set}
                    for t in range(0, end, every)]
         write_mini_job(root / f"rotation={rotation}", cfg, records,
                        {"status": "completed", "steps": end})
@@ -433,6 +448,33 @@ def test_rotation_optimizers_claims(tmp_path, case):
         assert found["angle_matches_prediction"].why.endswith("1.200x the prediction")
 
 
+def test_rotation_optimizers_judge_adamw_and_lion_where_the_gradients_are_memoryless(tmp_path):
+    """Lion's runs turn at 0.83x the prediction. With gradients that alternate (M 0.6 over
+    beta2's window) the prediction, which takes them as uncorrelated, is not judged on them,
+    nor on their twin, which takes its source's M (its own buffers are not the process's); with
+    M 0.85, inside the 20 % gate, the claim fails. SGD is judged whatever its M."""
+    lion = ("lion", "lion_double_lr", "lion_explr")
+    slow = dict.fromkeys(lion, 0.83)
+    alternating = {"lion": 0.6, "lion_double_lr": 0.6, "lion_explr": 1.0, "base": 0.6}
+    found = measured(rotation_grid(tmp_path / "alternating", slow, memories=alternating),
+                     "fig_rotation_optimizers")
+    assert found["angle_matches_prediction"].holds is True
+    rows = found["angle_matches_prediction"].measured
+    for name, row in rows.items():
+        assert row.get("decided", True) is (not name.startswith("lion")), name
+    assert rows["lion exp lr=0.0001 wd=50"]["gradient_memory"] == pytest.approx(0.6, rel=1e-12)
+    assert rows["sgd constant lr=0.1 wd=0.0125"]["gradient_memory"] == pytest.approx(
+        0.6, rel=1e-12)
+    assert rows["adamw constant lr=0.001 wd=5"]["gradient_memory"] == pytest.approx(
+        1.0, rel=1e-12)
+
+    near = dict.fromkeys(lion, 0.85)
+    found = measured(rotation_grid(tmp_path / "near", slow, memories=near),
+                     "fig_rotation_optimizers")
+    assert found["angle_matches_prediction"].holds is False
+    assert found["angle_matches_prediction"].why.startswith("lion constant lr=0.0001 wd=50: ")
+
+
 def test_rotation_optimizers_claims_that_the_grid_cannot_decide(tmp_path):
     """Runs of 4 relaxation times: their angle is not compared with the prediction, n/a when
     no run is longer. Equal lr x wd and the twins are compared at any length (the twin turns
@@ -443,7 +485,8 @@ def test_rotation_optimizers_claims_that_the_grid_cannot_decide(tmp_path):
     assert {k: c.holds for k, c in found.items()} == {
         "angle_matches_prediction": None, "equal_intrinsic_lr_equal_angle": True,
         "twin_same_rotation": True}
-    assert found["angle_matches_prediction"].why == "n/a: no run lasts 5 relaxation times"
+    assert found["angle_matches_prediction"].why == (
+        "n/a: no run lasts 5 relaxation times with gradients as its prediction takes them")
 
     # SGD's runs decide it; AdamW's doubled-LR run, 1.2x off but too short, is left out
     # (the equal-product claim still sees it)

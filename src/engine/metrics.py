@@ -6,7 +6,7 @@ norm_sq_over_lr ||w||^2/lr (constant under ExpLR), angular_update (the angle bet
 and after an update, or over an epoch); paper B's stationarity measure (intrinsic_grad_sq);
 and each invariant set's angle, norm and squared gradient norm at unit weights, whose
 equilibrium src/theory/equilibrium.py predicts (with every set's own metrics also the squared
-norm of its SGD momentum buffer, momentum_sq).
+norm of its optimizer's momentum, momentum_sq).
 """
 
 import math
@@ -204,9 +204,10 @@ class ScaleInvariantMonitor:
 
     @torch.no_grad()
     def momentum_sq(self, buffers: list[torch.Tensor], scale: float = 1.0) -> dict:
-        """||v||^2 of each set's momentum buffer after the update (SGD's; in the nominal
-        process's units), against which the gradients' memory is measured
-        (src/theory/equilibrium.py's gradient_memory)."""
+        """||v||^2 of each set's momentum after the update (SGD's buffer, AdamW's and Lion's
+        exp_avg; in the nominal process's units: each scales as the gradients, 1/c), against
+        which the gradients' memory is measured (src/theory/equilibrium.py's
+        gradient_memory)."""
         group = self.group
         v = group.flat(buffers, out=group.scratch)
         sets = group.per_set(group.per_tensor(group.products((v, v))))[:, 0]
@@ -218,6 +219,12 @@ class ScaleInvariantMonitor:
     @torch.no_grad()
     def end_epoch(self) -> dict:
         return self._angles(self.epoch_start, "angular_update_epoch")
+
+
+def momentum_of(state: dict) -> torch.Tensor | None:
+    """A parameter's gradient average in its optimizer's state: torch SGD's momentum_buffer,
+    torch AdamW's or timm Lion's exp_avg (None before the first step, or without momentum)."""
+    return state.get("momentum_buffer", state.get("exp_avg"))
 
 
 class Monitor:
@@ -284,7 +291,7 @@ class Monitor:
             self.record.update(self.core.after_step())
             if self.core.per_set:  # every set's own metrics: also its momentum's
                 state = optimizer.state  # keyed by the parameters, which a loaded state keeps
-                buffers = [state[p].get("momentum_buffer") for p in self.core.group.params]
+                buffers = [momentum_of(state[p]) for p in self.core.group.params]
                 if all(b is not None for b in buffers):
                     self.record.update(self.core.momentum_sq(buffers, self._scale()))
         self.steps += 1

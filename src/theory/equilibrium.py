@@ -62,17 +62,24 @@ def stationary_norm_sq(momentum_sq: float, lr: float, weight_decay: float,
     return lr * (1.0 + momentum) * momentum_sq / (2.0 * weight_decay)
 
 
-def gradient_memory(momentum_sq: float, grad_sq: float, momentum: float) -> float:
-    """M = (1 - gamma^2) E||v||^2 / E||g||^2, v PyTorch's momentum buffer after an update, g
-    the gradient: 1 for gradients uncorrelated across updates (to first order in eta lambda),
-    above 1 when successive gradients agree, below when they alternate.
+def gradient_memory(momentum_sq: float, grad_sq: float, momentum: float,
+                    dampening: float = 0.0) -> float:
+    """M = (1 - gamma^2) E||v||^2 / ((1 - d)^2 E||g||^2) for a buffer v <- gamma v + (1 - d) g:
+    1 for gradients uncorrelated across updates (to first order in eta lambda), above 1 when
+    successive gradients agree, below when they alternate; the memory over the buffer's window
+    of about 1 / (1 - gamma) updates. SGD's momentum buffer has d = 0 (and also holds lambda w);
+    AdamW's and Lion's exp_avg are averages, d = gamma = beta1 under AdamW, beta2 under Lion.
 
-    At a stationary norm, whatever the gradients' statistics, E||w||^2 = eta (1+gamma)
+    Under SGD, at a stationary norm, whatever the gradients' statistics, E||w||^2 = eta (1+gamma)
     E||v||^2 / (2 lambda) exactly: from ||w_{t+1}||^2 = ||w_t||^2 - 2 eta <w_t, v_t> +
     eta^2 ||v_t||^2 and <w_t, v_t> = gamma (<w_{t-1}, v_{t-1}> - eta ||v_{t-1}||^2) +
     lambda ||w_t||^2 (g orthogonal to w). With L = ||w||^2 ||g||^2 this gives ||w||^4 =
-    M (1 - eta lambda / (2 (1+gamma))) times equilibrium_norm4: Thm 2 is the case M = 1."""
-    return (1.0 - momentum * momentum) * momentum_sq / grad_sq
+    M (1 - eta lambda / (2 (1+gamma))) times equilibrium_norm4: Thm 2 is the case M = 1. The
+    angle is not moved by M: an update turns w by about eta ||v|| / ||w||, and eta^2 E||v||^2 /
+    E||w||^2 = 2 eta lambda / (1 + gamma) = Delta*^2 whatever M is. AdamW's and Lion's updates
+    are not proportional to the gradients, their norms are set by how the updates add up
+    (Q below), and their predicted angles take the gradients as uncorrelated: M = 1."""
+    return (1.0 - momentum * momentum) * momentum_sq / ((1.0 - dampening) ** 2 * grad_sq)
 
 
 def relaxation_steps(intrinsic_lr: float, momentum: float) -> float:
