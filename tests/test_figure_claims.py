@@ -342,10 +342,23 @@ def test_auto_rate_claims(tmp_path, good):
         assert flat.measured["length_for_threshold"] == pytest.approx(3.0, rel=1e-12)
         assert flat.measured["lengths"] == [1.0, 2.0, 4.0]
         assert flat.measured["updates_at_1x"] == 50 and flat.measured["best_lrs"] == [0.1] * 3
+        # 0.5 -> 0.35 from 2x to 4x, on to the best's 0.2 at 1x: beyond 4x, on that power
+        assert flat.measured["catch_up_length"] == pytest.approx(
+            4 * 2 ** (math.log(0.35 / 0.2) / math.log(0.5 / 0.35)), rel=1e-12)
     else:
         assert flat.measured["ratios"] == pytest.approx([3.0] * 3, rel=1e-12)
         assert flat.measured["length_for_threshold"] is None
-        assert "3x its best at 4x the length" in flat.why and "does not close" in flat.why
+        assert flat.measured["catch_up_length"] is None  # its loss does not fall
+        assert "3x its best at 4x the length" in flat.why and "does not close)" in flat.why
+
+
+def test_catch_up_reads_where_a_falling_loss_reaches_a_target():
+    from src.figures.gallery.auto_rate import catch_up
+    assert catch_up([1, 2, 4], [0.8, 0.4, 0.2], 0.4) == pytest.approx(2.0, rel=1e-12)
+    assert catch_up([1, 2, 4], [0.8, 0.4, 0.2], 0.2 * 2 ** -0.5) == pytest.approx(
+        4 * 2**0.5, rel=1e-12)  # extrapolated on the last power, loss ~ 1/length
+    assert catch_up([1, 2, 4], [0.8, 0.4, 0.2], 0.9) == 1
+    assert catch_up([1, 2, 4], [0.8, 0.6, 0.6], 0.5) is None  # no longer falling
 
 
 def test_auto_rate_loss_gap_fit_reads_closing_and_widening_gaps():

@@ -1,6 +1,7 @@
 """Paper B's LR sweep: with normalisation SGD trains at every LR of the scale-invariant
 weights; without it, or projected to the sphere, it does not."""
 
+import itertools
 import math
 import statistics
 
@@ -77,7 +78,7 @@ def flat_loss_measure(jobs):
     largest = max(groups)
     lengths = [part / LENGTHS[0] for part in LENGTHS]
     updates = statistics.fmean(total_steps(job) for job in groups[largest]) * min(LENGTHS)
-    ratios, best_lrs = [], []
+    ratios, best_lrs, largest_losses, best_losses = [], [], [], []
     for part in LENGTHS:
         means = {lr: statistics.fmean(loss_at(job, part) for job in group)
                  for lr, group in groups.items()}
@@ -87,15 +88,33 @@ def flat_loss_measure(jobs):
         best = min(finite, key=finite.get)
         ratios.append(means[largest] / finite[best])
         best_lrs.append(best)
+        largest_losses.append(means[largest])
+        best_losses.append(finite[best])
     slope, at = length_for(lengths, ratios)
+    late = catch_up(lengths, largest_losses, best_losses[0])
     measured = {"largest_lr": largest, "lengths": lengths, "updates_at_1x": round(updates),
                 "ratios": ratios, "best_lrs": best_lrs, "ratio": ratios[-1],
-                "fitted_exponent": slope, "length_for_threshold": at}
+                "fitted_exponent": slope, "length_for_threshold": at,
+                "largest_lr_losses": largest_losses, "best_losses": best_losses,
+                "catch_up_length": late}
     failures = [] if ratios[-1] <= LOSS_RATIO else [
         f"at lr={largest:g} the loss is {ratios[-1]:.3g}x its best at {lengths[-1]:g}x the length "
         f"({', '.join(f'{r:.3g}x' for r in ratios)} at 1x, 2x, 4x; "
-        + (f"the fit falls to {LOSS_RATIO:g}x at {at:.3g}x)" if at else "the gap does not close)")]
+        + (f"the fit falls to {LOSS_RATIO:g}x at {at:.3g}x" if at else "the gap does not close")
+        + (f"; it reaches the best's loss at 1x at {late:.3g}x)" if late else ")")]
     return measured, failures
+
+
+def catch_up(lengths: list[float], losses: list[float], target: float) -> float | None:
+    """The length at which losses falling as a power of the length reach `target`: log-log
+    interpolation between the measured lengths, or extrapolation from the last two beyond them
+    (None where they do not fall)."""
+    if losses[0] <= target:
+        return lengths[0]
+    for (n0, l0), (n1, l1) in itertools.pairwise(zip(lengths, losses, strict=True)):
+        if l1 <= target < l0 or (n1 == lengths[-1] and target < l1 < l0):
+            return n0 * math.exp(math.log(n1 / n0) * math.log(l0 / target) / math.log(l0 / l1))
+    return None
 
 
 def no_norm_diverges_measure(jobs):
@@ -151,7 +170,9 @@ def fig_auto_rate() -> Figure:
                   "(of 5 epochs) at the largest LR is within the threshold of its best over the "
                   "sweep at the end of SGD's run; measured also at its quarter and half (SGD "
                   "runs 4x the other curves: 1x, 2x, 4x), with the fit log(ratio - 1) against "
-                  "log(length) and the length where the fit reaches the threshold",
+                  "log(length) and the length where the fit reaches the threshold; beside "
+                  "them the length at which the largest LR reaches the loss its best had at "
+                  "1x (catch_up_length)",
                   f"<= {LOSS_RATIO:g}x the best at 4x", flat_loss_measure,
                   {"loss_ratio": LOSS_RATIO}),
             Check("no_norm_trains", "the net without normalisation trains at its best LR "
