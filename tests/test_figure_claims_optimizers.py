@@ -353,14 +353,15 @@ def momentum_sq_for(cfg, memory: float, grad_sq: float) -> float:
     return memory * grad_sq * (1 - b) / (1 + b)
 
 
-def rotation_grid(root, factors=None, relaxations=None, every=10, memories=None):
+def rotation_grid(root, factors=None, relaxations=None, every=10, memories=None, per_set=True):
     """The nine runs of conf/experiment/fig_rotation_optimizers.yaml, a training record
     every `every` updates: the recorded prediction (as the monitor records it: refined, at
     the process's lr x wd, also for a twin) and an angle that climbs to factors[rotation]
     (default 1) x it with the relaxation time tau, as 1 - exp(-t / tau) / 2; one set, of
     unit norm and gradient, whose momentum shows the gradients' memory memories[rotation]
-    (default 1). relaxations: optimizer name -> the run's length in relaxation times
-    (default: the whole run, 31 of them for SGD, 10 for AdamW, 20 for Lion)."""
+    (default 1; none with per_set False). relaxations: optimizer name -> the run's length in
+    relaxation times (default: the whole run, 31 of them for SGD, 10 for AdamW, 20 for
+    Lion)."""
     for rotation in ROTATIONS:
         cfg = job_config("fig_rotation_optimizers", [f"rotation={rotation}"])
         tau, predicted = relaxation(cfg), prediction(cfg)
@@ -369,7 +370,7 @@ def rotation_grid(root, factors=None, relaxations=None, every=10, memories=None)
         end = cfg.trainer.max_steps if length is None else round(length * tau)
         one_set = {"si/set/a/weight_norm": 1.0, "si/set/a/sphere_grad_sq": 1.0,
                    "si/set/a/momentum_sq": momentum_sq_for(
-                       cfg, (memories or {}).get(rotation, 1.0), 1.0)}
+                       cfg, (memories or {}).get(rotation, 1.0), 1.0)} if per_set else {}
         records = [{"step": t, "epoch": t / SPE, "train/loss": 0.5, PREDICTED: predicted,
                     ANGLE: factor * predicted * (1 - 0.5 * math.exp(-t / tau)), **one_set}
                    for t in range(0, end, every)]
@@ -467,6 +468,15 @@ def test_rotation_optimizers_judge_adamw_and_lion_where_the_gradients_are_memory
         0.6, rel=1e-12)
     assert rows["adamw constant lr=0.001 wd=5"]["gradient_memory"] == pytest.approx(
         1.0, rel=1e-12)
+
+    # without the sets' momentum in the records nothing tells AdamW's and Lion's gradients
+    found = measured(rotation_grid(tmp_path / "unknown", slow, per_set=False),
+                     "fig_rotation_optimizers")
+    assert found["angle_matches_prediction"].holds is True
+    rows = found["angle_matches_prediction"].measured
+    for name, row in rows.items():
+        assert row.get("decided", True) is name.startswith("sgd"), name
+        assert row["gradient_memory"] is None
 
     near = dict.fromkeys(lion, 0.85)
     found = measured(rotation_grid(tmp_path / "near", slow, memories=near),

@@ -62,17 +62,19 @@ def equilibrium(job) -> dict:
             "tail": tail}
 
 
-def memory(job, tail) -> float:
+def memory(job, tail) -> float | None:
     """The gradients' memory M over the window of the optimizer's momentum (SGD's buffer, d = 0;
-    AdamW's exp_avg, an average over beta1, Lion's over beta2), mean over the sets."""
+    AdamW's exp_avg, an average over beta1, Lion's over beta2), mean over the sets; None
+    without per-set records of the momentum (trainer.track_params=all)."""
     kind, _, hyper = _setting(job)
     if kind == "sgd":
         beta, dampening = hyper, 0.0
     else:
         beta = dampening = hyper[0] if kind == "adamw" else hyper[1]
-    sets = sorted({k.split("/")[2] for k in tail[0] if k.startswith("si/set/")})
-    if not sets:
-        raise NotEvaluable(f"{job.path.name}: no per-set records (trainer.track_params=all)")
+    sets = sorted({k.split("/")[2] for k in tail[0]
+                   if k.startswith("si/set/") and k.endswith("/momentum_sq")})
+    if not sets or not all(f"si/set/{name}/momentum_sq" in r for r in tail for name in sets):
+        return None
     means = [set_means(job, tail, name) for name in sets]
     return statistics.fmean(gradient_memory(m["momentum_sq"], m["grad_sq"], beta, dampening)
                             for m in means)
