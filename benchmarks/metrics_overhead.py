@@ -1,13 +1,14 @@
 """Overhead of the online scale-invariance metrics, measured side by side in one process.
 
 python -m benchmarks.metrics_overhead [--steps 60] [--rounds 3] [--device cpu|cuda]
-                                      [--image-size 32]
+                                      [--image-size 32] [--batch-size 128]
 
 Trains PreResNet32 on synthetic data with metrics every 10 steps (the default: the group, one
 tracked tensor and the summary over the invariant sets), with every set's own metrics too
-(trainer.track_params=all), and with logging off, in turn, and prints the ratios of the
-median times per step. At --image-size 8 a step is about 10x cheaper, so the metrics weigh
-more.
+(trainer.track_params=all), those every 2 steps (as fig_rotational_equilibrium records), and
+with logging off, in turn, and prints the ratios of the median times per step. At
+--image-size 8 a step is about 10x cheaper, so the metrics weigh more (the miniature's
+grids: --image-size 8 --batch-size 32).
 """
 
 import argparse
@@ -44,14 +45,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--image-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=128)
     args = parser.parse_args()
     cfg = compose_config(["dataset=synthetic", "dataset.num_train=8192", "logger=none",
                           f"dataset.image_size={args.image_size}",
-                          "trainer.batch_size=128", f"trainer.max_steps={args.steps}",
+                          f"trainer.batch_size={args.batch_size}",
+                          f"trainer.max_steps={args.steps}",
                           f"trainer.device={args.device}"])
     device = torch.device(args.device)
     runs = {"metrics every 10 steps": (10, ["stages.0.1.conv1.weight"]),
             "and every set's own (track_params=all)": (10, "all"),
+            "every set's own, every 2 steps": (2, "all"),
             "no metrics": (10**9, [])}
     times = {name: [] for name in runs}
     for _ in range(args.rounds):
@@ -59,7 +63,8 @@ def main() -> None:
             times[name].append(time_run(cfg, device, log_every, tracked))
     medians = {name: statistics.median(t) for name, t in times.items()}
     bare = medians["no metrics"]
-    print(f"{args.device}, PreResNet32, batch 128, 3x{args.image_size}x{args.image_size}:")
+    print(f"{args.device}, PreResNet32, batch {args.batch_size}, "
+          f"3x{args.image_size}x{args.image_size}:")
     for name, m in medians.items():
         print(f"  {name:<40} {m * 1e3:8.1f} ms/step   ratio {m / bare:.3f}")
 
